@@ -1,0 +1,68 @@
+"""The dispatch mode that sees every aten operator of the run, costs it and attributes it
+to the modules on the call stack.
+
+In a fake run it also turns every real tensor an operator receives (parameters, buffers,
+user data) into a fake one first, memoised, so no real arithmetic happens, no real
+memory is allocated and no real tensor is ever written. In a real run it lets the model
+state guard save tensors before an operator overwrites them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch._ops import OpOverload
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from .fakes import FakeConverter
+from .formulas.resolve import CostModel
+from .guard import ModelState
+from .tracking import ModuleTracker
+
+
+class CountingMode(TorchDispatchMode):
+    def __init__(
+        self,
+        tracker: ModuleTracker,
+        cost_model: CostModel,
+        tracked_ids: dict[int, int],
+        read_ids: set[int],
+        fakes: FakeConverter | None,
+        state: ModelState | None,
+    ):
+        super().__init__()
+        self.tracker = tracker
+        self.cost_model = cost_model
+        self.tracked_ids = tracked_ids
+        self.read_ids = read_ids
+        self.fakes = fakes
+        self.state = state
+        self._names: dict[OpOverload, str] = {}
+
+    def __torch_dispatch__(self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        self._note_reads(args)
+        if kwargs:
+            self._note_reads(kwargs.values())
+        if self.fakes is not None:
+            args = tuple(self.fakes.value(a) for a in args)
+            if kwargs:
+                kwargs = {k: self.fakes.value(v) for k, v in kwargs.items()}
+        elif self.state is not None and func._schema.is_mutable:
+            self.state.before_write(func, args, kwargs)
+        out = func(*args, **kwargs)
+        name = self._names.get(func)
+        if name is None:
+            name = self._names[func] = str(func.overloadpacket)
+        self.tracker.record_op(name, self.cost_model.cost(func, args, kwargs, out))
+        return out
+
+    def _note_reads(self, values: Any) -> None:
+        tracked = self.tracked_ids
+        for value in values:
+            if id(value) in tracked:
+                self.read_ids.add(id(value))
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    if id(item) in tracked:
+                        self.read_ids.add(id(item))

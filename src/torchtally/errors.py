@@ -1,0 +1,33 @@
+"""The errors torchtally raises: each says what was wrong and where."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class TorchtallyError(Exception):
+    """Base class of every error raised by torchtally."""
+
+
+class InputError(TorchtallyError, ValueError):
+    """The arguments given to `analyze`/`summary` do not describe a valid run."""
+
+
+class ForwardError(TorchtallyError, RuntimeError):
+    """The model's forward pass failed; names the module where it failed and its inputs.
+
+    The original exception is chained as ``__cause__``.
+    """
+
+    def __init__(self, module_path: str, module_type: str, input_shapes: Sequence[str], reason: str):
+        self.module_path = module_path
+        self.module_type = module_type
+        self.input_shapes = tuple(input_shapes)
+        self.reason = reason
+        where = f"module '{module_path}' ({module_type})" if module_path else f"the root module ({module_type})"
+        shapes = ", ".join(self.input_shapes) if self.input_shapes else "no tensors"
+        super().__init__(f"forward pass failed in {where}, called with inputs {shapes}: {reason}")
+
+
+class FormulaError(TorchtallyError):
+    """A cost formula raised while counting an operator."""

@@ -1,0 +1,57 @@
+"""Turning the real tensors a fake run meets (parameters, buffers, user data) into fake
+ones: same shape, stride, dtype and device, no data, memoised so a tensor keeps one fake
+twin for the whole run.
+
+Plain dense tensors take a fast path (a meta tensor wrapped as a FakeTensor, ~20x cheaper
+than torch's general converter, which dominated analysis time); views, subclasses,
+quantized and sparse tensors go through ``FakeTensorMode.from_tensor``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.utils._mode_utils import no_dispatch
+
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter, torch.nn.Buffer) if hasattr(torch.nn, "Buffer") else (
+    torch.Tensor,
+    torch.nn.Parameter,
+)
+
+
+class FakeConverter:
+    def __init__(self, fake_mode: FakeTensorMode):
+        self.fake_mode = fake_mode
+        self._memo: dict[int, tuple[torch.Tensor, FakeTensor]] = {}  # id(real) -> (real kept alive, fake)
+
+    def tensor(self, real: torch.Tensor) -> FakeTensor:
+        if isinstance(real, FakeTensor):
+            return real
+        hit = self._memo.get(id(real))
+        if hit is not None:
+            return hit[1]
+        if (
+            type(real) in _PLAIN_TYPES
+            and real.layout == torch.strided
+            and not real.is_quantized
+            and real._base is None
+            and real.storage_offset() == 0
+        ):
+            with no_dispatch():
+                meta = torch.empty_strided(real.shape, real.stride(), dtype=real.dtype, device="meta")
+            fake = FakeTensor(self.fake_mode, meta, real.device)
+            if real.requires_grad:
+                fake.requires_grad_(True)
+        else:
+            fake = self.fake_mode.from_tensor(real)
+        self._memo[id(real)] = (real, fake)
+        return fake
+
+    def value(self, value: Any) -> Any:
+        """An operator argument with every real tensor in it (also inside lists) made fake."""
+        if isinstance(value, torch.Tensor):
+            return self.tensor(value)
+        if isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value):
+            return type(value)(self.value(v) for v in value)
+        return value

@@ -1,0 +1,191 @@
+"""Example inputs: shapes and dtypes, or the user's own data, turned into the arguments of
+one forward call, as fake tensors (no memory) or as real ones."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from .errors import InputError
+
+Shape = Sequence[int]
+InputSize = Union[Shape, Sequence[Shape], Mapping[str, Shape]]
+DtypeSpec = Union[torch.dtype, Sequence[torch.dtype], Mapping[str, torch.dtype], None]
+
+
+@dataclass(frozen=True)
+class TensorToMake:
+    """A tensor to create for the run: from ``input_size`` and ``dtypes``."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+
+def _as_shape(value: Any) -> tuple[int, ...] | None:
+    if isinstance(value, torch.Size):
+        return tuple(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(d, int) and not isinstance(d, bool) for d in value):
+        return tuple(value)
+    return None
+
+
+def _check_shape(shape: tuple[int, ...], where: str) -> tuple[int, ...]:
+    if any(d < 0 for d in shape):
+        raise InputError(f"{where}: dimensions must be >= 0, got {list(shape)}")
+    return shape
+
+
+def _shapes_from_input_size(input_size: Any) -> tuple[list[tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """Positional and keyword shapes described by ``input_size``."""
+    usage = (
+        "input_size must be one shape such as (1, 3, 224, 224), a list of shapes for several "
+        "inputs such as [(1, 3, 224, 224), (1, 10)], or a dict of shapes by argument name"
+    )
+    if isinstance(input_size, Mapping):
+        named = {}
+        for name, value in input_size.items():
+            shape = _as_shape(value)
+            if shape is None or not isinstance(name, str):
+                raise InputError(f"{usage}; the entry {name!r}: {value!r} is not a shape")
+            named[name] = _check_shape(shape, f"input_size[{name!r}]")
+        return [], named
+    single = _as_shape(input_size)
+    if single is not None:
+        return [_check_shape(single, "input_size")], {}
+    if isinstance(input_size, (list, tuple)) and input_size:
+        shapes = []
+        for position, value in enumerate(input_size):
+            shape = _as_shape(value)
+            if shape is None:
+                raise InputError(f"{usage}; item {position} ({value!r}) is not a shape")
+            shapes.append(_check_shape(shape, f"input_size[{position}]"))
+        return shapes, {}
+    raise InputError(f"{usage}; got {input_size!r}")
+
+
+def _dtype_for(dtypes: DtypeSpec, key: int | str, count: int, default: torch.dtype) -> torch.dtype:
+    if dtypes is None:
+        return default
+    if isinstance(dtypes, torch.dtype):
+        return dtypes
+    if isinstance(dtypes, Mapping):
+        chosen = dtypes.get(key, default) if isinstance(key, str) else default
+    elif isinstance(dtypes, (list, tuple)):
+        if len(dtypes) == 1:
+            chosen = dtypes[0]
+        elif len(dtypes) != count:
+            raise InputError(f"dtypes has {len(dtypes)} entries but input_size describes {count} inputs")
+        else:
+            chosen = dtypes[key] if isinstance(key, int) else default
+    else:
+        raise InputError(f"dtypes must be a torch.dtype, a list of them or a dict by argument name; got {dtypes!r}")
+    if not isinstance(chosen, torch.dtype):
+        raise InputError(f"dtypes entries must be torch.dtype values such as torch.long; got {chosen!r}")
+    return chosen
+
+
+class InputPlan:
+    """The arguments of one forward call, before any tensor of ours exists."""
+
+    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any]):
+        self.args = args
+        self.kwargs = kwargs
+
+    @classmethod
+    def from_arguments(
+        cls,
+        input_size: Any,
+        input_data: Any,
+        dtypes: DtypeSpec,
+        forward_kwargs: Mapping[str, Any],
+        default_dtype: torch.dtype,
+    ) -> InputPlan:
+        if input_size is not None and input_data is not None:
+            raise InputError("give either input_size or input_data, not both")
+        if input_size is None and input_data is None:
+            raise InputError(
+                "nothing to run the model on: give input_size=(1, 3, 224, 224) (a shape, a list of "
+                "shapes or a dict of shapes) or input_data= (tensors, or a tuple/dict of them)"
+            )
+        args: tuple[Any, ...]
+        kwargs: dict[str, Any]
+        if input_size is not None:
+            positional, named = _shapes_from_input_size(input_size)
+            count = len(positional) + len(named)
+            args = tuple(
+                TensorToMake(shape, _dtype_for(dtypes, i, count, default_dtype)) for i, shape in enumerate(positional)
+            )
+            kwargs = {name: TensorToMake(shape, _dtype_for(dtypes, name, count, default_dtype)) for name, shape in named.items()}
+        else:
+            if dtypes is not None:
+                raise InputError("dtypes applies to input_size; input_data already has its dtypes")
+            if isinstance(input_data, Mapping):
+                args, kwargs = (), dict(input_data)
+            elif isinstance(input_data, (list, tuple)) and not hasattr(input_data, "_fields"):
+                args, kwargs = tuple(input_data), {}
+            else:
+                args, kwargs = (input_data,), {}
+        clashes = sorted(set(kwargs) & set(forward_kwargs))
+        if clashes:
+            raise InputError(f"keyword argument(s) {clashes} given both in the inputs and as forward keyword arguments")
+        kwargs.update(forward_kwargs)
+        return cls(args, kwargs)
+
+    def materialize(
+        self, device: torch.device, fake_mode: FakeTensorMode | None
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Fake tensors (inside ``fake_mode``) or real ones on ``device``."""
+        generator: torch.Generator | None = None
+        if fake_mode is None and device.type != "meta":
+            # A private generator: making inputs must not move the user's RNG.
+            generator = torch.Generator(device=device).manual_seed(0)
+
+        def make(value: Any) -> Any:
+            if isinstance(value, TensorToMake):
+                if fake_mode is not None:
+                    with fake_mode:
+                        return torch.empty(value.shape, dtype=value.dtype, device=device)
+                return _random_tensor(value, device, generator)
+            if isinstance(value, torch.Tensor):
+                if fake_mode is not None:
+                    value = fake_mode.from_tensor(value)
+                    if value.device != device:
+                        with fake_mode:
+                            value = value.to(device)
+                    return value
+                return value if value.device == device else value.to(device)
+            if isinstance(value, Mapping) and type(value) is dict:
+                return {k: make(v) for k, v in value.items()}
+            if isinstance(value, tuple) and hasattr(value, "_fields"):  # namedtuple
+                return type(value)(*(make(v) for v in value))
+            if type(value) in (list, tuple):
+                return type(value)(make(v) for v in value)
+            return value  # other objects pass through; a fake run fakes any tensor inside them later
+
+        return tuple(make(a) for a in self.args), {k: make(v) for k, v in self.kwargs.items()}
+
+
+def _random_tensor(spec: TensorToMake, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    if spec.dtype.is_floating_point or spec.dtype.is_complex:
+        return torch.randn(spec.shape, dtype=spec.dtype, device=device, generator=generator)
+    # Integers are usually indices (token ids, labels): zeros are valid for any table size.
+    return torch.zeros(spec.shape, dtype=spec.dtype, device=device)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def model_float_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype floating inputs get by default: the model's own, so a bf16 model gets bf16."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.get_default_dtype()
