@@ -4,7 +4,7 @@ modules that were never called."""
 
 from __future__ import annotations
 
-from .params import ParameterIndex
+from .params import ParameterIndex, ParamCounts
 from .report import LayerReport, ModelReport, OpStats
 from .tracking import ModuleRecord, OpTally
 from .tree import ModuleNode
@@ -21,10 +21,11 @@ def _add_ops(into: dict[str, OpTally], ops: dict[str, OpTally]) -> None:
         total.uncounted += tally.uncounted
 
 
-def _unused_modules(nodes: list[ModuleNode], records: list[ModuleRecord]) -> tuple[str, ...]:
-    """Top-most modules that neither ran nor had a submodule run (a ModuleList whose items
-    ran is used even though a ModuleList is never called itself)."""
-    ran = [record.calls > 0 for record in records]
+def _unused_modules(nodes: list[ModuleNode], records: list[ModuleRecord], counts: list[ParamCounts]) -> tuple[str, ...]:
+    """Top-most modules that were not used: never called, none of their weights read by an
+    operator, and the same for everything below them (a ModuleList whose items ran is used
+    although a ModuleList is never called itself; so is a holder of packed weights)."""
+    ran = [record.calls > 0 or count.used > 0 for record, count in zip(records, counts)]
     for node in reversed(nodes):  # children come after their parent in pre-order
         if ran[node.index] and node.parent is not None:
             ran[node.parent] = True
@@ -104,6 +105,6 @@ def build_report(
         mode=mode,
         device=device,
         shared_params=sum(shared_ids.values()),
-        unused_modules=_unused_modules(nodes, records),
+        unused_modules=_unused_modules(nodes, records, counts),
         lazy_modules=tuple(layer.name for layer in layers if layer.lazy),
     )

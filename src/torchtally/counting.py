@@ -17,6 +17,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from .fakes import FakeConverter
 from .formulas.resolve import CostModel
 from .guard import ModelState
+from .params import ParameterIndex
 from .tracking import ModuleTracker
 
 
@@ -25,16 +26,16 @@ class CountingMode(TorchDispatchMode):
         self,
         tracker: ModuleTracker,
         cost_model: CostModel,
-        tracked_ids: dict[int, int],
-        read_ids: set[int],
+        index: ParameterIndex,
         fakes: FakeConverter | None,
         state: ModelState | None,
     ):
         super().__init__()
         self.tracker = tracker
         self.cost_model = cost_model
-        self.tracked_ids = tracked_ids
-        self.read_ids = read_ids
+        self.index = index
+        self.tracked_ids = index.tracked_ids
+        self.read_ids = index.read
         self.fakes = fakes
         self.state = state
         self._names: dict[OpOverload, str] = {}
@@ -66,3 +67,5 @@ class CountingMode(TorchDispatchMode):
                 for item in value:
                     if id(item) in tracked:
                         self.read_ids.add(id(item))
+            elif isinstance(value, torch.ScriptObject):  # packed (quantized) weights
+                self.index.note_packed_read(self.tracker.innermost)

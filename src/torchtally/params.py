@@ -63,6 +63,9 @@ class ParameterIndex:
         self.owner: dict[int, int] = {}  # id(param or packed object) -> owning row
         self._tensors_by_id: dict[int, Any] = {}  # keeps identities stable for the run
         self.read: set[int] = set()
+        # Packed weights reach operators as a fresh wrapper object each time, so they are
+        # marked read by module instead: row -> ids of the packed objects it or a child holds.
+        self._packed_near: dict[int, list[int]] = {}
         buffer_owner: dict[int, int] = {}
         for node in nodes:
             held = HeldTensors()
@@ -87,12 +90,19 @@ class ParameterIndex:
                 self.owner[id(packed[0])] = node.index
                 self._tensors_by_id[id(packed[0])] = packed[0]
                 held.packed.append(packed)
+                for row in (node.index, node.parent):
+                    if row is not None:
+                        self._packed_near.setdefault(row, []).append(id(packed[0]))
             self.held.append(held)
 
     @property
     def tracked_ids(self) -> dict[int, int]:
         """The ids the run watches: an operator argument with one of them reads that weight."""
         return self.owner
+
+    def note_packed_read(self, row: int) -> None:
+        """An operator running in module ``row`` received packed weights: those it (or a child) holds."""
+        self.read.update(self._packed_near.get(row, ()))
 
     def counts(self, index: int) -> ParamCounts:
         held = self.held[index]

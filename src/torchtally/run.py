@@ -121,7 +121,7 @@ def _run_once(
             except (RuntimeError, TypeError, ValueError) as exc:
                 raise InputError(f"could not create the inputs on {device}: {exc}") from exc
             fakes = FakeConverter(fake_mode) if fake_mode is not None else None
-            counting = CountingMode(tracker, cost_model, index.tracked_ids, index.read, fakes, None if fake else state)
+            counting = CountingMode(tracker, cost_model, index, fakes, None if fake else state)
             tracker.attach()
             with contextlib.ExitStack() as modes:
                 if fake_mode is not None:

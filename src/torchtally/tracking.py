@@ -88,9 +88,14 @@ class ModuleTracker:
         else:
             self.records[index].outputs.append(tensor_specs(output))
 
+    @property
+    def innermost(self) -> int:
+        """The module running now (the root when none is: ops before its pre-hooks ran)."""
+        return self.stack[-1] if self.stack else 0
+
     def record_op(self, name: str, cost: Cost | None) -> None:
-        """Charge one operator call to the innermost running module (the root if none runs)."""
-        record = self.records[self.stack[-1] if self.stack else 0]
+        """Charge one operator call to the innermost running module."""
+        record = self.records[self.innermost]
         tally = record.ops.get(name)
         if tally is None:
             tally = record.ops[name] = OpTally()

@@ -1,0 +1,79 @@
+"""Hugging Face models built from config objects (no download): tied embeddings counted
+once, and MACs equal to the formula derived from the config."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import torchtally as tt
+
+transformers = pytest.importorskip("transformers")
+
+
+def causal_pairs(length: int) -> int:
+    """(query, key) pairs a causal kernel computes: query i sees keys 0..i."""
+    return length * (length + 1) // 2
+
+
+def test_gpt2_default_config_counts_the_tied_head_once() -> None:
+    config = transformers.GPT2Config()
+    with torch.device("meta"):
+        model = transformers.GPT2LMHeadModel(config)
+    report = tt.analyze(model, (1, 8), dtypes=[torch.long])
+    vocab, positions, d, layers = config.vocab_size, config.n_positions, config.n_embd, config.n_layer
+    per_layer = (
+        2 * d  # ln_1
+        + d * 3 * d + 3 * d  # c_attn (q, k, v)
+        + d * d + d  # attn c_proj
+        + 2 * d  # ln_2
+        + d * 4 * d + 4 * d  # mlp c_fc
+        + 4 * d * d + d  # mlp c_proj
+    )
+    expected = vocab * d + positions * d + layers * per_layer + 2 * d  # + ln_f; lm_head is wte
+    assert expected == 124_439_808
+    assert report.total_params == expected
+    assert report.layer("lm_head").params == 0
+    assert report.layer("lm_head").shared_from == ("transformer.wte",)
+    assert report.shared_params == vocab * d
+
+
+def test_small_gpt2_macs_from_config() -> None:
+    config = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=500, n_positions=64)
+    model = transformers.GPT2LMHeadModel(config)
+    batch, length = 2, 16
+    report = tt.analyze(model, (batch, length), dtypes=[torch.long])
+    tokens, d, heads = batch * length, config.n_embd, config.n_head
+    projections = tokens * (d * 3 * d + d * d + d * 4 * d + 4 * d * d)  # c_attn, c_proj, c_fc, mlp c_proj
+    attention = batch * heads * causal_pairs(length) * 2 * (d // heads)  # Q K^T and A V, per head
+    head = tokens * d * config.vocab_size
+    assert report.total_macs == config.n_layer * (projections + attention) + head
+    assert report.total_params == sum(p.numel() for p in model.parameters())  # parameters() dedups ties
+    assert report.uncounted_ops == {}
+
+
+def test_llama_grouped_query_attention_macs_from_config() -> None:
+    config = transformers.LlamaConfig(
+        hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=8,
+        num_key_value_heads=2, vocab_size=300, tie_word_embeddings=False,
+    )
+    model = transformers.LlamaForCausalLM(config)
+    batch, length = 1, 24
+    report = tt.analyze(model, (batch, length), dtypes=[torch.long])
+    d, heads, kv_heads, inter = config.hidden_size, config.num_attention_heads, config.num_key_value_heads, config.intermediate_size
+    head_dim = d // heads
+    tokens = batch * length
+    projections = tokens * (
+        d * d  # q_proj
+        + 2 * d * kv_heads * head_dim  # k_proj, v_proj: only the key/value heads
+        + d * d  # o_proj
+        + 3 * d * inter  # gate, up, down
+    )
+    # every query head attends (keys are shared between heads, the products are not)
+    attention = batch * heads * causal_pairs(length) * 2 * head_dim
+    head = tokens * d * config.vocab_size
+    assert report.total_macs == config.num_hidden_layers * (projections + attention) + head
+    # parameters: embeddings, per layer q/k/v/o + MLP + 2 RMSNorm weights, final norm, lm_head
+    per_layer = d * d + 2 * d * kv_heads * head_dim + d * d + 3 * d * inter + 2 * d
+    expected = config.vocab_size * d + config.num_hidden_layers * per_layer + d + d * config.vocab_size
+    assert report.total_params == expected

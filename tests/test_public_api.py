@@ -1,0 +1,22 @@
+"""The public surface: exactly the names in __all__, all importable."""
+
+from __future__ import annotations
+
+import torchtally
+
+EXPECTED = {
+    "Cost", "FormulaError", "ForwardError", "InputError", "LayerReport", "ModelReport", "OpStats",
+    "TensorSpec", "TorchtallyError", "__version__", "analyze", "register_formula", "summary",
+    "unregister_formula",
+}
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    assert set(torchtally.__all__) == EXPECTED
+    for name in torchtally.__all__:
+        assert hasattr(torchtally, name)
+
+
+def test_errors_share_one_base_class() -> None:
+    for error in (torchtally.InputError, torchtally.ForwardError, torchtally.FormulaError):
+        assert issubclass(error, torchtally.TorchtallyError)
