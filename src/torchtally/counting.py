@@ -12,13 +12,17 @@ from typing import Any
 
 import torch
 from torch._ops import OpOverload
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .fakes import FakeConverter
+from .fakes import FakeConverter, ResultReplay
 from .formulas.resolve import CostModel
 from .guard import ModelState
 from .params import ParameterIndex
 from .tracking import ModuleTracker
+
+
+_DEVICE_OF = torch.ops.prim.device.default
 
 
 class CountingMode(TorchDispatchMode):
@@ -37,6 +41,7 @@ class CountingMode(TorchDispatchMode):
         self.tracked_ids = index.tracked_ids
         self.read_ids = index.read
         self.fakes = fakes
+        self.replay = ResultReplay(fakes.fake_mode) if fakes is not None else None
         self.state = state
         self._names: dict[OpOverload, str] = {}
 
@@ -49,9 +54,19 @@ class CountingMode(TorchDispatchMode):
             args = tuple(self.fakes.value(a) for a in args)
             if kwargs:
                 kwargs = {k: self.fakes.value(v) for k, v in kwargs.items()}
-        elif self.state is not None and func._schema.is_mutable:
-            self.state.before_write(func, args, kwargs)
-        out = func(*args, **kwargs)
+            assert self.replay is not None
+            if func is _DEVICE_OF and isinstance(args[0], FakeTensor):
+                return args[0].fake_device  # asked all the time; metadata, not an operation
+            key = self.replay.key(func, args, kwargs)
+            out = self.replay.replay(key, args) if key is not None else None
+            if out is None:
+                out = func(*args, **kwargs)
+                if key is not None:
+                    self.replay.remember(key, func, out)
+        else:
+            if self.state is not None and func._schema.is_mutable:
+                self.state.before_write(func, args, kwargs)
+            out = func(*args, **kwargs)
         name = self._names.get(func)
         if name is None:
             name = self._names[func] = str(func.overloadpacket)

@@ -22,7 +22,7 @@ class TensorSpec:
 
     @classmethod
     def of(cls, tensor: torch.Tensor) -> TensorSpec:
-        return cls(tuple(int(d) for d in tensor.shape), dtype_name(tensor.dtype), tensor.numel() * tensor.element_size())
+        return cls(tuple(tensor.shape), dtype_name(tensor.dtype), tensor.numel() * tensor.element_size())
 
     def to_dict(self) -> dict[str, Any]:
         return {"shape": list(self.shape), "dtype": self.dtype, "nbytes": self.nbytes}
