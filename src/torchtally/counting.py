@@ -25,7 +25,7 @@ from .tracking import ModuleTracker
 _DEVICE_OF = torch.ops.prim.device.default
 
 
-class CountingMode(TorchDispatchMode):
+class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def __init__(
         self,
         tracker: ModuleTracker,
@@ -34,7 +34,7 @@ class CountingMode(TorchDispatchMode):
         fakes: FakeConverter | None,
         state: ModelState | None,
     ):
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.tracker = tracker
         self.cost_model = cost_model
         self.index = index

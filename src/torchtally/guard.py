@@ -32,13 +32,14 @@ class ModelState:
     def __init__(self, nodes: list[ModuleNode]):
         self._modules = [node.module for node in nodes]
         self._training = [module.training for module in self._modules]
-        self._param_slots = [dict(module._parameters) for module in self._modules]
-        self._buffer_slots = [dict(module._buffers) for module in self._modules]
+        self._param_slots: list[dict[str, Any]] = [dict(module._parameters) for module in self._modules]
+        self._buffer_slots: list[dict[str, Any]] = [dict(module._buffers) for module in self._modules]
         self._requires_grad = [
             (param, param.requires_grad) for slots in self._param_slots for param in slots.values() if param is not None
         ]
         self._cpu_rng = torch.random.get_rng_state()
-        self._cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        cuda_ready = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
+        self._cuda_rng = torch.cuda.get_rng_state_all() if cuda_ready else None
         # storage address -> the model tensors living in it (real tensors only).
         self._storages: dict[int, list[torch.Tensor]] = {}
         for slots in (*self._param_slots, *self._buffer_slots):

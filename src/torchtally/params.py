@@ -10,6 +10,7 @@ parameters of the module that holds them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -46,12 +47,12 @@ def _packed_weights(module: torch.nn.Module) -> tuple[object, list[torch.Tensor]
     packed = module.__dict__.get("_packed_params")
     if not isinstance(packed, torch.ScriptObject):
         return None
-    if hasattr(module, "_weight_bias"):
-        weights = module._weight_bias()
-    elif hasattr(module, "_weight"):
-        weights = (module._weight(),)
-    else:
+    unpack: Callable[[], Any] | None = getattr(module, "_weight_bias", None) or getattr(module, "_weight", None)
+    if not callable(unpack):
         return None
+    weights = unpack()
+    if isinstance(weights, torch.Tensor):
+        weights = (weights,)
     return packed, [w for w in weights if isinstance(w, torch.Tensor)]
 
 

@@ -19,11 +19,9 @@ from .registry import Cost, aten_ops, first_tensor, formula
 
 
 def _window(kernel_size: int | Sequence[int], dims: int) -> int:
-    if isinstance(kernel_size, int):
-        return kernel_size**dims
-    sizes = list(kernel_size)
-    if len(sizes) == 1:
-        return sizes[0] ** dims
+    sizes = [kernel_size] if isinstance(kernel_size, int) else [int(size) for size in kernel_size]
+    if len(sizes) == 1:  # one size for every spatial dimension
+        sizes = sizes * dims
     return math.prod(sizes)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import torch
 from torch._ops import OpOverload, OpOverloadPacket
@@ -46,8 +46,8 @@ def resolve_op(op: OpLike) -> OpKey:
         namespace, _, rest = op.partition("::")
         name, _, overload = rest.partition(".")
         try:
-            packet = getattr(getattr(torch.ops, namespace), name)
-            return getattr(packet, overload or "default") if overload else packet
+            packet: OpOverloadPacket = getattr(getattr(torch.ops, namespace), name)
+            return cast(OpOverload, getattr(packet, overload)) if overload else packet
         except (AttributeError, RuntimeError) as exc:
             raise InputError(f"no operator named {op!r} is registered with torch") from exc
     raise InputError(

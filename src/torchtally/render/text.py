@@ -71,7 +71,7 @@ def _param_cell(layer: LayerReport, params: int) -> str:
 
 def _rows(report: ModelReport, depth: int) -> list[tuple[str, ...]]:
     subtree = _subtree_totals(report)
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for index, layer in enumerate(report.layers):
         if layer.depth > depth:
             continue
