@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch._ops import OpOverload
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from .tree import ModuleNode
 
@@ -44,12 +45,13 @@ class ModelState:
         self._storages: dict[int, list[torch.Tensor]] = {}
         for slots in (*self._param_slots, *self._buffer_slots):
             for tensor in slots.values():
-                if tensor is not None and tensor.device.type != "meta" and tensor.numel() > 0:
-                    try:
-                        address = tensor.untyped_storage().data_ptr()
-                    except (RuntimeError, NotImplementedError):  # tensors without storage
-                        continue
-                    self._storages.setdefault(address, []).append(tensor)
+                if tensor is None or is_lazy(tensor) or tensor.device.type == "meta" or tensor.numel() == 0:
+                    continue
+                try:
+                    address = tensor.untyped_storage().data_ptr()
+                except (RuntimeError, NotImplementedError):  # tensors without storage
+                    continue
+                self._storages.setdefault(address, []).append(tensor)
         self._saved: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._written: dict[OpOverload, list[tuple[int, str]]] = {}
 
