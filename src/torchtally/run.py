@@ -113,6 +113,8 @@ def _run_once(
     tracker = ModuleTracker(nodes)
     fake_mode = fake_tensor.FakeTensorMode(allow_non_fake_inputs=True) if fake else None
     try:
+        if not fake:
+            state.copy_buffers()
         if mode != "same":
             model.train(mode == "train")
         with torch.no_grad():
