@@ -17,17 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import torchtally as tt
-
-
-class Fn(nn.Module):
-    """A module whose forward is a plain function of its inputs (tensor methods, F.*)."""
-
-    def __init__(self, fn: Callable[..., Any]):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *inputs: torch.Tensor) -> Any:
-        return self.fn(*inputs)
+from helpers import Fn
 
 
 def numel(shape: tuple[int, ...]) -> int:

@@ -17,33 +17,15 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 import torchtally as tt
+from helpers import Fn, flop_counter_macs
 from torchtally.formulas.attention import attended_pairs
-
-
-def flop_counter_macs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
-    """PyTorch's independent count on real tensors: its FLOPs are 2 x MACs."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(*inputs)
-    total = counter.get_total_flops()
-    assert total % 2 == 0
-    return total // 2
 
 
 def randn(*shapes: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(0)
     return tuple(torch.randn(shape, generator=generator) for shape in shapes)
-
-
-class Fn(nn.Module):
-    def __init__(self, fn: Callable[..., Any]):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *inputs: torch.Tensor) -> Any:
-        return self.fn(*inputs)
 
 
 class BareParameterMatmul(nn.Module):
@@ -109,7 +91,7 @@ def test_functional_matmul_and_conv(make: Callable[[], nn.Module], shapes: list[
     assert report.total_flops == 2 * macs
     assert report.uncounted_ops == {}
     # and PyTorch's own counter agrees on the same module and inputs
-    assert flop_counter_macs(model, inputs) == macs
+    assert flop_counter_macs(model, *inputs) == macs
 
 
 class AllFunctional(nn.Module):
@@ -135,7 +117,7 @@ def test_all_functional_matches_flop_counter_mode() -> None:
     model = AllFunctional()
     inputs = randn((2, 5, 8), (3, 4, 5), (3, 5, 6), (1, 3, 6, 6))
     report = tt.analyze(model, input_data=inputs)
-    assert report.total_macs == flop_counter_macs(model, inputs)
+    assert report.total_macs == flop_counter_macs(model, *inputs)
     assert report.total_macs == 480 + 300 + 360 + 250 + 3888
     assert report.uncounted_ops == {}
     # every parameter was read through a functional op, none is reported unused
@@ -226,7 +208,7 @@ def test_math_backend_attention_matches_flop_counter(causal: bool) -> None:
     inputs = randn((2, 4, 8, 16), (2, 4, 10, 16), (2, 4, 10, 12))
     report = tt.analyze(model, input_data=inputs)
     assert FUSED_CPU not in report.operators
-    assert report.total_macs == flop_counter_macs(model, inputs)
+    assert report.total_macs == flop_counter_macs(model, *inputs)
     assert report.total_macs == attention_macs(2 * 4, 8, 10, 16, 12, causal=False)
 
 

@@ -7,18 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from torch.utils.flop_counter import FlopCounterMode
 
 import torchtally as tt
-
-
-def flop_counter_macs(model: torch.nn.Module, *inputs: torch.Tensor) -> int:
-    """PyTorch's independent count: FlopCounterMode reports 2 FLOPs per multiply-accumulate."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(*inputs)
-    total = counter.get_total_flops()
-    assert total % 2 == 0
-    return total // 2
+from helpers import flop_counter_macs
 
 
 def test_resnet18_published_numbers() -> None:
