@@ -103,8 +103,8 @@ def _replay_rule(func: OpOverload) -> str:
         if first is not None and result is not None and result.before_set == first.before_set:
             return _VIEW
         return _NEVER
-    if name in ("lift_fresh", "lift", "alias"):
-        return _NEVER
+    if name in ("lift_fresh", "lift", "alias", "_resize_output_"):
+        return _NEVER  # identity-returning, or changing metadata in place
     written = [arg for arg in schema.arguments if arg.alias_info is not None and arg.alias_info.is_write]
     aliased_returns = [ret for ret in schema.returns if ret.alias_info is not None]
     if not written and not aliased_returns:
