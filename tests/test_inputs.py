@@ -34,6 +34,21 @@ def test_input_size_as_a_dict_of_keyword_shapes() -> None:
     assert report.layer("b").input_shapes == (((2, 6),),)
 
 
+class EmbedAndMask(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.embed(ids) * mask.unsqueeze(-1)
+
+
+@pytest.mark.parametrize("dtypes", [[torch.long, torch.float16], {"ids": torch.long, "mask": torch.float16}])
+def test_dtypes_by_position_or_by_name_for_keyword_shapes(dtypes: object) -> None:
+    report = tt.analyze(EmbedAndMask(), {"ids": (2, 3), "mask": (2, 3)}, dtypes=dtypes)
+    assert [spec.dtype for spec in report.inputs] == ["int64", "float16"]
+
+
 @pytest.mark.parametrize(
     "module,shape,expected_macs",
     [

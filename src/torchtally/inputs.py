@@ -68,20 +68,21 @@ def _shapes_from_input_size(input_size: Any) -> tuple[list[tuple[int, ...]], dic
     raise InputError(f"{usage}; got {input_size!r}")
 
 
-def _dtype_for(dtypes: DtypeSpec, key: int | str, count: int, default: torch.dtype) -> torch.dtype:
+def _dtype_for(dtypes: DtypeSpec, position: int, name: str | None, count: int, default: torch.dtype) -> torch.dtype:
+    """The dtype of the input at ``position`` (in input_size's order), named ``name`` if keyword."""
     if dtypes is None:
         return default
     if isinstance(dtypes, torch.dtype):
         return dtypes
     if isinstance(dtypes, Mapping):
-        chosen = dtypes.get(key, default) if isinstance(key, str) else default
+        chosen = dtypes.get(name, default) if name is not None else default
     elif isinstance(dtypes, (list, tuple)):
         if len(dtypes) == 1:
             chosen = dtypes[0]
         elif len(dtypes) != count:
             raise InputError(f"dtypes has {len(dtypes)} entries but input_size describes {count} inputs")
         else:
-            chosen = dtypes[key] if isinstance(key, int) else default
+            chosen = dtypes[position]
     else:
         raise InputError(f"dtypes must be a torch.dtype, a list of them or a dict by argument name; got {dtypes!r}")
     if not isinstance(chosen, torch.dtype):
@@ -118,9 +119,12 @@ class InputPlan:
             positional, named = _shapes_from_input_size(input_size)
             count = len(positional) + len(named)
             args = tuple(
-                TensorToMake(shape, _dtype_for(dtypes, i, count, default_dtype)) for i, shape in enumerate(positional)
+                TensorToMake(shape, _dtype_for(dtypes, i, None, count, default_dtype)) for i, shape in enumerate(positional)
             )
-            kwargs = {name: TensorToMake(shape, _dtype_for(dtypes, name, count, default_dtype)) for name, shape in named.items()}
+            kwargs = {
+                name: TensorToMake(shape, _dtype_for(dtypes, len(positional) + i, name, count, default_dtype))
+                for i, (name, shape) in enumerate(named.items())
+            }
         else:
             if dtypes is not None:
                 raise InputError("dtypes applies to input_size; input_data already has its dtypes")
