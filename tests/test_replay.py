@@ -1,4 +1,4 @@
-"""Replaying known operator results in fake runs (torchtally.fakes.ResultReplay) must be
+"""Replaying known operator results in fake runs (torchtally.replay.ResultReplay) must be
 invisible: same shapes, same aliasing, same errors as running every operator."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The dispatch mode that sees every aten operator of the run, costs it and attributes it
-to the modules on the call stack.
+"""The dispatch mode that sees every aten operator of the run, costs it and charges it to
+the innermost running module.
 
 In a fake run it also turns every real tensor an operator receives (parameters, buffers,
 user data) into a fake one first, memoised, so no real arithmetic happens, no real
@@ -15,10 +15,11 @@ from torch._ops import OpOverload
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .fakes import FakeConverter, ResultReplay
+from .fakes import FakeConverter
 from .formulas.resolve import CostModel
 from .guard import ModelState
 from .params import ParameterIndex
+from .replay import ResultReplay
 from .tracking import ModuleTracker
 
 

@@ -1,0 +1,179 @@
+"""Replaying operator results in fake runs.
+
+A fake run spends most of its time in FakeTensorMode's dispatch, whose own cache builds an
+expensive general key. The same operator is called many times on tensors of the same shape
+(a ResNet repeats its blocks, an LLM its layers, a notebook re-analyses its model), so the
+first call goes through FakeTensorMode (which validates it: a wrong shape raises there) and
+later calls with the same metadata replay its result: a fresh fake tensor of the same
+shape, stride, dtype and device; for a view, a tensor on its input's storage (aliasing is
+kept); for an in-place operator, its ``self`` argument. Operators whose result depends on
+anything but their arguments' metadata (random, data-dependent, custom) are never replayed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch._ops import OpOverload
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.utils._mode_utils import no_dispatch
+
+_FRESH = "fresh"
+_NEVER = "never"
+_ARG_TYPES = (int, float, bool, str, torch.dtype, torch.device, torch.memory_format, torch.layout, type(None))
+
+
+_VIEW = "view"
+_INPLACE = "inplace"
+# These return a tensor sharing its input's storage although the schema does not say so.
+_UNDECLARED_VIEWS = frozenset({"_unsafe_view", "_reshape_alias"})
+
+
+def _replay_rule(func: OpOverload) -> str:
+    """How a call of ``func`` can be replayed: a fresh result, a view of ``self``, ``self``
+    itself (in place), or never."""
+    if func.namespace not in ("aten", "prims"):
+        return _NEVER  # custom operators' fake implementations may depend on anything
+    tags = func.tags
+    if (
+        torch.Tag.inplace_view in tags
+        or torch.Tag.data_dependent_output in tags
+        or torch.Tag.dynamic_output_shape in tags
+        or torch.Tag.nondeterministic_seeded in tags
+    ):
+        return _NEVER
+    schema = func._schema
+    name = func.overloadpacket.__name__
+    single_tensor_result = len(schema.returns) == 1 and str(schema.returns[0].type) == "Tensor"
+    if name in _UNDECLARED_VIEWS:
+        return _VIEW
+    if func.is_view:
+        first = schema.arguments[0].alias_info
+        result = schema.returns[0].alias_info if single_tensor_result else None
+        if first is not None and result is not None and result.before_set == first.before_set:
+            return _VIEW
+        return _NEVER
+    if name in ("lift_fresh", "lift", "alias", "_resize_output_"):
+        return _NEVER  # identity-returning, or changing metadata in place
+    written = [arg for arg in schema.arguments if arg.alias_info is not None and arg.alias_info.is_write]
+    aliased_returns = [ret for ret in schema.returns if ret.alias_info is not None]
+    if not written and not aliased_returns:
+        return _FRESH
+    # In place: only `self` is written, and it is what the operator returns.
+    if len(written) == 1 and written[0] is schema.arguments[0] and single_tensor_result and aliased_returns:
+        return _INPLACE
+    return _NEVER
+
+
+def _meta_of(tensor: Any) -> tuple[Any, ...] | None:
+    if not isinstance(tensor, FakeTensor) or tensor.constant is not None or tensor.is_conj() or tensor.is_neg():
+        return None
+    if tensor.layout != torch.strided:
+        return None
+    return (tensor.shape, tensor.stride(), tensor.dtype, tensor.fake_device, tensor.storage_offset())
+
+
+def _arg_key(value: Any) -> Any:
+    """A hashable description of an argument that determines the result's metadata, or
+    _NEVER when there is none (unknown objects, constants)."""
+    if type(value) is FakeTensor:
+        if value.constant is not None or value.layout != torch.strided or value.is_conj() or value.is_neg():
+            return _NEVER
+        return (value.shape, value.stride(), value.dtype, value.fake_device, value.storage_offset())
+    if isinstance(value, torch.Tensor):
+        meta = _meta_of(value)
+        return _NEVER if meta is None else meta
+    if isinstance(value, _ARG_TYPES):
+        return (type(value), value)  # 1, 1.0 and True give different result dtypes
+    if isinstance(value, (list, tuple)):
+        items = tuple(_arg_key(v) for v in value)
+        return _NEVER if any(item is _NEVER for item in items) else (type(value), items)
+    return _NEVER
+
+
+# Shared by all runs of the process: a result's metadata depends only on the key (and, for
+# Python scalars mixed with integer tensors, on the default dtype, which keys the outer dict).
+_RULES: dict[OpOverload, str] = {}
+_RESULTS: dict[torch.dtype, dict[Any, Any]] = {}
+_MAX_RESULTS = 200_000
+
+
+class ResultReplay:
+    """Replays operator results in fake runs (see the note above)."""
+
+    def __init__(self, fake_mode: FakeTensorMode):
+        self.fake_mode = fake_mode
+        self._rules = _RULES
+        self._results = _RESULTS.setdefault(torch.get_default_dtype(), {})
+        if len(self._results) > _MAX_RESULTS:
+            self._results.clear()
+
+    def key(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        rule = self._rules.get(func)
+        if rule is None:
+            rule = self._rules[func] = _replay_rule(func)
+        if rule is _NEVER:
+            return None
+        if not any(isinstance(a, torch.Tensor) for a in args) and (
+            kwargs.get("dtype") is None or kwargs.get("device") is None
+        ):
+            return None  # a factory left to the default dtype or device: those are not arguments
+        arg_key = _arg_key(args)
+        if arg_key is _NEVER:
+            return None
+        if kwargs:
+            kwarg_key = _arg_key(tuple(sorted(kwargs.items(), key=lambda item: item[0])))
+            if kwarg_key is _NEVER:
+                return None
+            return (func, arg_key, kwarg_key)
+        return (func, arg_key)
+
+    def replay(self, key: Any, args: tuple[Any, ...]) -> Any:
+        """The result of an earlier identical call, rebuilt; None when there is none."""
+        stored = self._results.get(key)
+        if stored is None:
+            return None
+        if stored == _INPLACE:
+            return args[0]
+        if isinstance(stored, list):
+            return tuple(self._fresh(meta) for meta in stored)
+        if stored[0] == _VIEW:
+            return self._view_of(args[0], stored[1])
+        return self._fresh(stored)
+
+    def remember(self, key: Any, func: OpOverload, out: Any) -> None:
+        rule = self._rules[func]
+        if rule == _INPLACE:
+            self._results[key] = _INPLACE
+        elif rule == _VIEW:
+            meta = _meta_of(out)
+            if meta is not None:
+                self._results[key] = (_VIEW, meta)
+        elif isinstance(out, FakeTensor):
+            meta = self._result_meta(out)
+            if meta is not None:
+                self._results[key] = meta
+        elif isinstance(out, tuple) and out and all(isinstance(o, FakeTensor) for o in out):
+            metas = [self._result_meta(o) for o in out]
+            if all(meta is not None for meta in metas):
+                self._results[key] = metas
+
+    @staticmethod
+    def _result_meta(tensor: FakeTensor) -> tuple[Any, ...] | None:
+        meta = _meta_of(tensor)
+        if meta is None or meta[4] != 0:
+            return None
+        return (meta[0], meta[1], meta[2], meta[3], tensor.requires_grad)
+
+    def _view_of(self, base: FakeTensor, meta: tuple[Any, ...]) -> FakeTensor:
+        shape, stride, dtype, device, offset = meta
+        with no_dispatch():
+            view = torch.empty((0,), dtype=dtype, device="meta")
+            view.set_(base.untyped_storage(), offset, shape, stride)
+        return FakeTensor(self.fake_mode, view, device)
+
+    def _fresh(self, meta: tuple[Any, ...]) -> FakeTensor:
+        shape, stride, dtype, device, requires_grad = meta
+        with no_dispatch():
+            empty = torch.empty_strided(shape, stride, dtype=dtype, device="meta", requires_grad=requires_grad)
+        return FakeTensor(self.fake_mode, empty, device)
