@@ -28,3 +28,27 @@ def flop_counter_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
     total = counter.get_total_flops()
     assert total % 2 == 0
     return total // 2
+
+
+class TwoInputs(nn.Module):
+    """Two positional inputs: x of 4 features, y of 6."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 3)
+        self.b = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.a(x) + self.b(y)
+
+
+class DataDependent(nn.Module):
+    """Branches on a value: fake tensors have shapes but no values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.lin(x)
+        return y * 2 if y.sum() > 0 else -y

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import torchtally as tt
+from helpers import DataDependent, TwoInputs
 
 
 class Stem(nn.Module):
@@ -32,30 +33,6 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(self.stem(x)).flatten(1))
-
-
-class TwoInputs(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(4, 3)
-        self.b = nn.Linear(6, 3)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.a(x) + self.b(y)
-
-
-class DataDependent(nn.Module):
-    """Branches on a value: fake tensors have shapes but no values."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(4, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.lin(x)
-        if y.sum() > 0:
-            return y * 2
-        return -y
 
 
 def test_error_classes() -> None:

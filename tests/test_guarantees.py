@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import torchtally as tt
+from helpers import DataDependent
 
 # ---------------------------------------------------------------------------------------------
 # The snapshot and the checker
@@ -735,16 +736,6 @@ def test_meta_model_far_larger_than_memory_is_analysed() -> None:
 # ---------------------------------------------------------------------------------------------
 # Printing: analyze() never does, summary() does once
 # ---------------------------------------------------------------------------------------------
-
-
-class DataDependent(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(4, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.lin(x)
-        return y * 2 if y.sum() > 0 else -y
 
 
 @pytest.mark.parametrize("run", ("auto", "fake", "real"))

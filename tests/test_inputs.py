@@ -10,16 +10,7 @@ import torch
 from torch import nn
 
 import torchtally as tt
-
-
-class TwoInputs(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(4, 3)
-        self.b = nn.Linear(6, 3)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.a(x) + self.b(y)
+from helpers import TwoInputs
 
 
 def test_several_inputs_from_a_list_of_shapes() -> None:
