@@ -50,6 +50,12 @@ def test_small_gpt2_macs_from_config() -> None:
     assert report.total_macs == config.n_layer * (projections + attention) + head
     assert report.total_params == sum(p.numel() for p in model.parameters())  # parameters() dedups ties
     assert report.uncounted_ops == {}
+    # the same model on the meta device is counted as on the CPU (same fused attention kernel)
+    with torch.device("meta"):
+        on_meta = transformers.GPT2LMHeadModel(config)
+    meta_report = tt.analyze(on_meta, (batch, length), dtypes=[torch.long])
+    assert meta_report.total_macs == report.total_macs
+    assert meta_report.operators["aten._scaled_dot_product_flash_attention_for_cpu"].calls == config.n_layer
 
 
 def test_llama_grouped_query_attention_macs_from_config() -> None:

@@ -19,8 +19,11 @@ _PLAIN_TYPES = tuple(t for t in (torch.Tensor, torch.nn.Parameter, getattr(torch
 
 
 class FakeConverter:
-    def __init__(self, fake_mode: FakeTensorMode):
+    """Real -> fake tensors; a tensor on the meta device gets a fake twin on ``meta_as``."""
+
+    def __init__(self, fake_mode: FakeTensorMode, meta_as: torch.device | None = None):
         self.fake_mode = fake_mode
+        self.meta_as = meta_as
         self._memo: dict[int, tuple[torch.Tensor, FakeTensor]] = {}  # id(real) -> (real kept alive, fake)
 
     def tensor(self, real: torch.Tensor) -> FakeTensor:
@@ -36,7 +39,8 @@ class FakeConverter:
         ):
             with no_dispatch():
                 meta = torch.empty_strided(real.shape, real.stride(), dtype=real.dtype, device="meta")
-            fake = FakeTensor(self.fake_mode, meta, real.device)
+            device = self.meta_as if real.device.type == "meta" and self.meta_as is not None else real.device
+            fake = FakeTensor(self.fake_mode, meta, device)
             if real.requires_grad:
                 fake.requires_grad_(True)
         else:

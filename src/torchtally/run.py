@@ -112,6 +112,10 @@ def _run_once(
     state = ModelState(nodes)
     tracker = ModuleTracker(nodes)
     fake_mode = fake_tensor.FakeTensorMode(allow_non_fake_inputs=True) if fake else None
+    # A fake run of a meta-device model runs as if on the CPU: PyTorch picks its kernels by
+    # device (fused attention, RNN and multi-head-attention fast paths exist for the CPU, not
+    # for meta), so this counts what a real CPU run would execute.
+    run_device = torch.device("cpu") if fake and device.type == "meta" else device
     try:
         if not fake:
             state.copy_buffers()
@@ -119,10 +123,10 @@ def _run_once(
             model.train(mode == "train")
         with torch.no_grad():
             try:
-                args, kwargs = plan.materialize(device, fake_mode)
+                args, kwargs = plan.materialize(run_device, fake_mode)
             except (RuntimeError, TypeError, ValueError) as exc:
                 raise InputError(f"could not create the inputs on {device}: {exc}") from exc
-            fakes = FakeConverter(fake_mode) if fake_mode is not None else None
+            fakes = FakeConverter(fake_mode, meta_as=run_device) if fake_mode is not None else None
             counting = CountingMode(tracker, cost_model, index, fakes, None if fake else state)
             tracker.attach()
             with contextlib.ExitStack() as modes:

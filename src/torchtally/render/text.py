@@ -113,7 +113,8 @@ def _footer(report: ModelReport) -> list[str]:
         lines.append(f"Uncounted operators (totals are a lower bound): {listed}")
     inputs = ", ".join(f"{shape_text(spec.shape)} {spec.dtype}" for spec in report.inputs) or "no tensors"
     how = "fake tensors (no real compute)" if report.execution == "fake" else "real tensors"
-    lines.append(f"Run: {how}, {report.mode} mode, on {report.device}; input {inputs}")
+    where = "meta (kernels chosen as on cpu)" if report.device == "meta" else report.device
+    lines.append(f"Run: {how}, {report.mode} mode, on {where}; input {inputs}")
     if report.fallback_reason:
         lines.append(f"Note: ran for real because {report.fallback_reason}")
     return lines
