@@ -1,10 +1,11 @@
 """Analysis changes nothing: capture what a run could change in the user's model and in
 torch's global state, and put it back afterwards (also when the run raises).
 
-Captured: every module's ``training`` flag and its parameter/buffer slots (the objects,
-so a forward that reassigns ``self.weight`` is undone), each parameter's and buffer's
-``requires_grad`` and data (a forward assigning ``tensor.data = ...`` bypasses every
-operator; the original data is kept by reference and put back), and the global RNG states.
+Captured: every module's own attributes (``training``, plain attributes such as a cached
+tensor, and its parameter, buffer and submodule slots, by object identity: a forward that
+reassigns ``self.weight`` or creates a submodule is undone), each parameter's and buffer's
+``requires_grad``, ``.grad`` and data (a forward assigning ``tensor.data = ...`` bypasses
+every operator; the original data is kept by reference and put back), and the RNG states.
 
 Values: a fake run never writes a real tensor (they are converted to fake ones before any
 operator sees them). Before a real run the buffers are copied (they are small, and
@@ -19,9 +20,9 @@ from typing import Any
 
 import torch
 from torch._ops import OpOverload
-from torch import nn
 from torch.nn.parameter import is_lazy
 
+from .errors import TorchtallyError
 from .tree import ModuleNode
 
 
@@ -36,21 +37,33 @@ def _written_arguments(func: OpOverload) -> list[tuple[int, str]]:
 class ModelState:
     def __init__(self, nodes: list[ModuleNode]):
         self._modules = [node.module for node in nodes]
-        self._training = [module.training for module in self._modules]
-        self._param_slots: list[dict[str, Any]] = [dict(module._parameters) for module in self._modules]
-        self._buffer_slots: list[dict[str, Any]] = [dict(module._buffers) for module in self._modules]
-        held = [t for slots in (*self._param_slots, *self._buffer_slots) for t in slots.values() if t is not None]
+        # Every module's own attributes (plain ones too: a forward that caches a tensor in
+        # `self.cache`, creates a submodule, or recomputes `self.weight` in a weight-norm hook).
+        self._attributes = [dict(module.__dict__) for module in self._modules]
+        self._slots = [
+            (module, slot, _as_dict(getattr(module, slot)))
+            for module in self._modules
+            for slot in ("_parameters", "_buffers", "_modules")
+        ]
+        held = [
+            tensor
+            for module in self._modules
+            for tensor in (*module._parameters.values(), *module._buffers.values())
+            if tensor is not None
+        ]
         self._requires_grad = [(tensor, tensor.requires_grad) for tensor in held]
+        self._grads = [(tensor, tensor.grad) for tensor in held if not is_lazy(tensor)]
         # The data each tensor holds now, by reference (no copy), to undo `tensor.data = ...`.
         self._data = [(tensor, tensor.data, _data_signature(tensor)) for tensor in held if not is_lazy(tensor)]
+        self._buffers = [buffer for module in self._modules for buffer in module._buffers.values() if buffer is not None]
         self._buffer_copies: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._cpu_rng = torch.random.get_rng_state()
         cuda_ready = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
         self._cuda_rng = torch.cuda.get_rng_state_all() if cuda_ready else None
         # storage address -> the parameters living in it (real tensors only).
         self._storages: dict[int, list[torch.Tensor]] = {}
-        for slots in self._param_slots:
-            for tensor in slots.values():
+        for module in self._modules:
+            for tensor in module._parameters.values():
                 if tensor is None or is_lazy(tensor) or tensor.device.type == "meta" or tensor.numel() == 0:
                     continue
                 try:
@@ -64,12 +77,11 @@ class ModelState:
     def copy_buffers(self) -> None:
         """Before a real run: keep a copy of every real buffer's values."""
         seen: set[int] = set()
-        for slots in self._buffer_slots:
-            for buffer in slots.values():
-                if buffer is None or id(buffer) in seen or is_lazy(buffer) or buffer.device.type == "meta":
-                    continue
-                seen.add(id(buffer))
-                self._buffer_copies.append((buffer, buffer.detach().clone()))
+        for buffer in self._buffers:
+            if id(buffer) in seen or is_lazy(buffer) or buffer.device.type == "meta":
+                continue
+            seen.add(id(buffer))
+            self._buffer_copies.append((buffer, buffer.detach().clone()))
 
     def before_write(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Called before a mutating operator runs for real: save what it is about to overwrite."""
@@ -86,28 +98,70 @@ class ModelState:
                     self._saved[address] = [(t, t.detach().clone()) for t in self._storages[address]]
 
     def restore(self) -> None:
-        for module, params, buffers in zip(self._modules, self._param_slots, self._buffer_slots):
-            _restore_slots(module, module._parameters, params)
-            _restore_slots(module, module._buffers, buffers)
+        """Put everything back. Every step runs even if an earlier one fails (the flags and the
+        RNG are always restored); the first failure is raised afterwards."""
+        failures: list[Exception] = []
+        for step in (
+            self._restore_attributes,
+            self._restore_data,
+            self._restore_values,
+            self._restore_tensor_flags,
+            self._restore_rng,
+        ):
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - collected and raised below
+                failures.append(exc)
+        if failures:
+            raise TorchtallyError(f"could not fully restore the model after the run: {failures[0]}") from failures[0]
+
+    def _restore_attributes(self) -> None:
+        for module, before in zip(self._modules, self._attributes):
+            _restore_mapping(module.__dict__, before)
+        for module, slot, before in self._slots:
+            if _restore_mapping(getattr(module, slot), before) and slot == "_parameters":
+                # Modules that cache their weights (RNNs keep a flat list) rebuild it from the slots.
+                refresh = getattr(module, "_init_flat_weights", None)
+                if callable(refresh):
+                    refresh()
+
+    def _restore_data(self) -> None:
         for tensor, data, signature in self._data:
             if _data_signature(tensor) != signature:
                 tensor.data = data
-        with torch.no_grad():
-            for saved in self._saved.values():
-                for tensor, copy in saved:
-                    tensor.copy_(copy)
-            for buffer, copy in self._buffer_copies:
-                buffer.copy_(copy)
+        for tensor, grad in self._grads:
+            if tensor.grad is not grad:
+                tensor.grad = grad
+
+    def _restore_values(self) -> None:
+        for saved in self._saved.values():
+            for tensor, copy in saved:
+                _copy_back(tensor, copy)
+        for buffer, copy in self._buffer_copies:
+            _copy_back(buffer, copy)
         self._saved.clear()
         self._buffer_copies.clear()
+
+    def _restore_tensor_flags(self) -> None:
         for tensor, flag in self._requires_grad:
             if tensor.requires_grad != flag:
                 tensor.requires_grad_(flag)
-        for module, flag in zip(self._modules, self._training):
-            module.training = flag
+
+    def _restore_rng(self) -> None:
         torch.random.set_rng_state(self._cpu_rng)
         if self._cuda_rng is not None:
             torch.cuda.set_rng_state_all(self._cuda_rng)
+
+
+def _copy_back(tensor: torch.Tensor, copy: torch.Tensor) -> None:
+    # A model made under torch.inference_mode() holds inference tensors, writable only there.
+    with torch.inference_mode() if tensor.is_inference() else torch.no_grad():
+        tensor.copy_(copy)
+
+
+def _as_dict(mapping: Any) -> dict[str, Any]:
+    """A plain copy of a module's slot mapping (ScriptModules use a mapping-like wrapper)."""
+    return {key: mapping[key] for key in mapping.keys()}
 
 
 def _data_signature(tensor: torch.Tensor) -> tuple[Any, ...]:
@@ -116,18 +170,15 @@ def _data_signature(tensor: torch.Tensor) -> tuple[Any, ...]:
     return (type(tensor.data), tensor.device, tensor.dtype, tuple(tensor.shape), tensor.stride(), address)
 
 
-def _restore_slots(module: nn.Module, current: dict[str, Any], before: dict[str, Any]) -> None:
-    if len(current) == len(before) and all(current.get(k, _MISSING) is v for k, v in before.items()):
-        return
-    for name in [k for k in current if k not in before]:
-        del current[name]
-    for name, value in before.items():
-        if current.get(name, _MISSING) is not value:
-            current[name] = value
-    # Modules that cache their weights (RNNs keep a flat list) rebuild it from the slots.
-    refresh = getattr(module, "_init_flat_weights", None)
-    if callable(refresh):
-        refresh()
-
-
-_MISSING = object()
+def _restore_mapping(current: Any, before: dict[str, Any]) -> bool:
+    """Make ``current`` hold exactly ``before``'s entries (by identity); True if it changed."""
+    keys = list(current.keys())
+    if len(keys) == len(before) and all(key in before and current[key] is before[key] for key in keys):
+        return False
+    for key in keys:
+        if key not in before:
+            del current[key]
+    for key, value in before.items():
+        if key not in current or current[key] is not value:
+            current[key] = value
+    return True

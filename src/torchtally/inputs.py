@@ -3,15 +3,18 @@ one forward call, as fake tensors (no memory) or as real ones."""
 
 from __future__ import annotations
 
+import copy
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensorMode
+from torch import nn
 
 from .errors import InputError
+from .fakes import FakeConverter
+from .structures import MAX_NESTING
 
 Shape = Sequence[int]
 InputSize = Union[Shape, Sequence[Shape], Mapping[str, Shape]]
@@ -141,37 +144,77 @@ class InputPlan:
         return cls(args, kwargs)
 
     def materialize(
-        self, device: torch.device, fake_mode: FakeTensorMode | None
+        self, device: torch.device, fakes: FakeConverter | None
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Fake tensors (inside ``fake_mode``) or real ones on ``device``."""
+        """The arguments of the run: fake tensors (with ``fakes``) or real ones on ``device``.
+
+        The user's own data is never handed to the model itself: tensors are replaced by fake
+        twins or copies, and other objects holding tensors (a Hugging Face cache, a custom
+        batch class) are deep-copied with their tensors so replaced, because a forward may
+        update its inputs in place."""
         generator: torch.Generator | None = None
-        if fake_mode is None and device.type != "meta":
+        if fakes is None and device.type != "meta":
             # A private generator: making inputs must not move the user's RNG.
             generator = torch.Generator(device=device).manual_seed(0)
 
+        def tensor(value: torch.Tensor) -> torch.Tensor:
+            if fakes is not None:
+                fake: torch.Tensor = fakes.tensor(value)
+                if fake.device != device:
+                    with fakes.fake_mode:
+                        fake = fake.to(device)
+                return fake
+            return value.clone() if value.device == device else value.to(device)
+
         def make(value: Any) -> Any:
             if isinstance(value, TensorToMake):
-                if fake_mode is not None:
-                    with fake_mode:
+                if fakes is not None:
+                    with fakes.fake_mode:
                         return torch.empty(value.shape, dtype=value.dtype, device=device)
                 return _random_tensor(value, device, generator)
             if isinstance(value, torch.Tensor):
-                if fake_mode is not None:
-                    value = fake_mode.from_tensor(value)
-                    if value.device != device:
-                        with fake_mode:
-                            value = value.to(device)
-                    return value
-                return value if value.device == device else value.to(device)
+                return tensor(value)
             if isinstance(value, Mapping) and type(value) is dict:
                 return {k: make(v) for k, v in value.items()}
             if isinstance(value, tuple) and hasattr(value, "_fields"):  # namedtuple
                 return type(value)(*(make(v) for v in value))
             if type(value) in (list, tuple):
                 return type(value)(make(v) for v in value)
-            return value  # other objects pass through; a fake run fakes any tensor inside them later
+            return _copy_with_tensors(value, tensor)
 
         return tuple(make(a) for a in self.args), {k: make(v) for k, v in self.kwargs.items()}
+
+
+def _tensors_within(value: Any, depth: int = 0, seen: set[int] | None = None) -> list[torch.Tensor]:
+    """Tensors reachable from ``value`` through containers and object attributes."""
+    seen = set() if seen is None else seen
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if depth > MAX_NESTING or id(value) in seen or isinstance(value, (str, bytes, int, float, bool, type, nn.Module)):
+        return []
+    seen.add(id(value))
+    if isinstance(value, Mapping):
+        children: Any = value.values()
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        children = value
+    elif hasattr(value, "__dict__"):
+        children = vars(value).values()
+    else:
+        return []
+    return [t for child in children for t in _tensors_within(child, depth + 1, seen)]
+
+
+def _copy_with_tensors(value: Any, replace: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """A deep copy of ``value`` whose tensors are ``replace(tensor)``; ``value`` itself when
+    it holds no tensor or cannot be copied (then the forward sees the user's object)."""
+    found = _tensors_within(value)
+    if not found:
+        return value
+    memo: dict[int, Any] = {id(t): replace(t) for t in found}
+    try:
+        return copy.deepcopy(value, memo)
+    except Exception:  # noqa: BLE001 - objects that refuse copying are passed as they are
+        return value
 
 
 def _random_tensor(spec: TensorToMake, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:

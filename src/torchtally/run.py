@@ -122,11 +122,11 @@ def _run_once(
         if mode != "same":
             model.train(mode == "train")
         with torch.no_grad():
+            fakes = FakeConverter(fake_mode, meta_as=run_device) if fake_mode is not None else None
             try:
-                args, kwargs = plan.materialize(run_device, fake_mode)
+                args, kwargs = plan.materialize(run_device, fakes)
             except (RuntimeError, TypeError, ValueError) as exc:
                 raise InputError(f"could not create the inputs on {device}: {exc}") from exc
-            fakes = FakeConverter(fake_mode, meta_as=run_device) if fake_mode is not None else None
             counting = CountingMode(tracker, cost_model, index, fakes, None if fake else state)
             tracker.attach()
             with contextlib.ExitStack() as modes:
