@@ -37,6 +37,7 @@ def _written_arguments(func: OpOverload) -> list[tuple[int, str]]:
 class ModelState:
     def __init__(self, nodes: list[ModuleNode]):
         self._modules = [node.module for node in nodes]
+        self._training = [module.training for module in self._modules]
         # Every module's own attributes (plain ones too: a forward that caches a tensor in
         # `self.cache`, creates a submodule, or recomputes `self.weight` in a weight-norm hook).
         self._attributes = [dict(module.__dict__) for module in self._modules]
@@ -105,7 +106,7 @@ class ModelState:
             self._restore_attributes,
             self._restore_data,
             self._restore_values,
-            self._restore_tensor_flags,
+            self._restore_flags,
             self._restore_rng,
         ):
             try:
@@ -142,10 +143,13 @@ class ModelState:
         self._saved.clear()
         self._buffer_copies.clear()
 
-    def _restore_tensor_flags(self) -> None:
+    def _restore_flags(self) -> None:
         for tensor, flag in self._requires_grad:
             if tensor.requires_grad != flag:
                 tensor.requires_grad_(flag)
+        for module, training in zip(self._modules, self._training):
+            if module.training != training:
+                module.training = training  # by attribute: a ScriptModule keeps it outside __dict__
 
     def _restore_rng(self) -> None:
         torch.random.set_rng_state(self._cpu_rng)
