@@ -116,7 +116,7 @@ def test_model_built_under_inference_mode() -> None:
     assert model.training is True and torch.equal(model[1].running_mean, mean)
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
 @pytest.mark.parametrize("run", ("fake", "real"))
 def test_traced_module(run: str) -> None:
     model = torch.jit.trace(nn.Sequential(nn.Linear(4, 2), nn.ReLU()), torch.ones(1, 4))
