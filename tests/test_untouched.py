@@ -124,3 +124,10 @@ def test_traced_module(run: str) -> None:
     assert report.total_params == 4 * 2 + 2
     assert report.total_macs == 5 * 4 * 2
     assert model.training is True
+
+
+def test_a_failing_analysis_writes_nothing_to_the_terminal(capfd: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(tt.ForwardError):
+        tt.analyze(nn.Linear(4, 5), (2, 3))  # FakeTensorMode would log a traceback to stderr
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -92,6 +93,18 @@ def _where(nodes: list[ModuleNode], tracker: ModuleTracker, exc: BaseException) 
     return nodes[0], describe_specs(root_inputs[-1]) if root_inputs else []
 
 
+@contextlib.contextmanager
+def _silenced(logger: logging.Logger) -> Iterator[None]:
+    """FakeTensorMode logs a traceback for every failing operator; the error we raise says it
+    all, and analysis must not write to the terminal."""
+    previous = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = previous
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
@@ -131,6 +144,7 @@ def _run_once(
             tracker.attach()
             with contextlib.ExitStack() as modes:
                 if fake_mode is not None:
+                    modes.enter_context(_silenced(fake_tensor.log))
                     modes.enter_context(fake_mode)
                 modes.enter_context(counting)
                 model(*args, **kwargs)
