@@ -291,3 +291,54 @@ def test_data_dependent_model_on_meta_with_run_real() -> None:
     assert isinstance(info.value, tt.ForwardError)
     assert "meta" in str(info.value)  # torch's reason: .item() cannot be called on meta tensors
     assert info.value.input_shapes == ("[2, 4] float32",)
+
+
+class FastThenSlow(nn.Module):
+    """A forward that handles its fast path's exception and fails in the slow path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fast = nn.Identity()
+        self.slow = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            return self.fast(x).view(3, -1, 7)  # 2 x 8 elements cannot be viewed like this
+        except RuntimeError:
+            return self.slow(x)  # and the input has 8 features, not 4
+
+
+def test_error_names_the_module_that_failed_not_one_whose_error_was_handled() -> None:
+    with pytest.raises(tt.ForwardError) as caught:
+        tt.analyze(FastThenSlow(), (2, 8))
+    assert caught.value.module_path == "slow"
+
+
+def test_depth_must_be_a_whole_number() -> None:
+    report = tt.analyze(nn.Linear(2, 2), (1, 2))
+    for bad in (-1, "2", 1.5):
+        with pytest.raises(tt.InputError, match="depth"):
+            report.table(depth=bad)  # type: ignore[arg-type]
+
+
+def test_bad_formulas_and_costs_are_reported() -> None:
+    with pytest.raises(tt.InputError, match="not callable"):
+        tt.register_formula("aten::mm", 5)  # type: ignore[arg-type]
+    with pytest.raises(tt.InputError, match="whole number"):
+        tt.Cost(macs=1.5)  # type: ignore[arg-type]
+    with pytest.raises(tt.FormulaError, match="must return a Cost"):
+        tt.analyze(nn.Linear(2, 2), (1, 2), formulas={"aten::addmm": lambda *a, out, **k: 7})
+
+
+def test_dtypes_naming_an_unknown_input() -> None:
+    with pytest.raises(tt.InputError, match="input_size does not"):
+        tt.analyze(TwoInputs(), {"x": (2, 4), "y": (2, 6)}, dtypes={"z": torch.long})
+
+
+def test_lazy_model_that_cannot_be_copied() -> None:
+    import threading
+
+    model = nn.Sequential(nn.LazyLinear(3))
+    model.lock = threading.Lock()  # type: ignore[assignment]
+    with pytest.raises(tt.InputError, match="deep-copied"):
+        tt.analyze(model, (1, 4))

@@ -121,6 +121,13 @@ class InputPlan:
         if input_size is not None:
             positional, named = _shapes_from_input_size(input_size)
             count = len(positional) + len(named)
+            if isinstance(dtypes, Mapping):
+                unknown = sorted(str(k) for k in dtypes if k not in named)
+                if unknown:
+                    raise InputError(
+                        f"dtypes names {unknown}, which input_size does not (it names {sorted(named) or 'no inputs'}); "
+                        "a dict of dtypes goes with a dict input_size"
+                    )
             args = tuple(
                 TensorToMake(shape, _dtype_for(dtypes, i, None, count, default_dtype)) for i, shape in enumerate(positional)
             )

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .errors import InputError
 from .structures import TensorSpec
 
 SCHEMA = "torchtally.report/1"
@@ -196,7 +197,10 @@ class ModelReport:
         """The text table (tree of modules and totals), folded to ``depth`` levels."""
         from .render.text import render_tree
 
-        return render_tree(self, depth=self.display_depth if depth is None else depth)
+        depth = self.display_depth if depth is None else depth
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise InputError(f"depth must be a whole number >= 0 (0 shows only the model's row); got {depth!r}")
+        return render_tree(self, depth=depth)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable data."""

@@ -212,7 +212,14 @@ def analyze(
         if run == "fake":
             raise InputError("the model has lazy (uninitialized) parameters; they need a real run (run='auto' or 'real')")
         # Materialising lazy parameters rewrites the modules, so that happens on a copy.
-        target = copy.deepcopy(model)
+        try:
+            target = copy.deepcopy(model)
+        except Exception as exc:  # noqa: BLE001 - any object in the model may refuse copying
+            raise InputError(
+                "the model has lazy (uninitialized) parameters, which only a forward can materialise, and "
+                f"analysis does that on a copy; but the model cannot be deep-copied ({type(exc).__name__}: {exc}). "
+                "Run one forward pass yourself first to materialise them."
+            ) from exc
         run = "real"
         fallback_reason = "the model has lazy (uninitialized) parameters, materialised on a copy by a real forward"
     run_device = _resolve_device(target, device)

@@ -122,7 +122,9 @@ class ModuleTracker:
         tally.flops += cost.flops
 
     def failure_for(self, exception: BaseException) -> Failure | None:
-        """Where ``exception`` started: the deepest exception of its chain that a module saw."""
+        """Where ``exception`` started: the deepest exception of its ``raise ... from`` chain that
+        a module saw. Implicit context is not followed: an exception a forward caught and
+        handled (a fast path falling back to a slow one) is not where the failure is."""
         found: Failure | None = None
         seen: set[int] = set()
         current: BaseException | None = exception
@@ -131,5 +133,5 @@ class ModuleTracker:
             entry = self._failures.get(id(current))
             if entry is not None and entry[0] is current:
                 found = entry[1]
-            current = current.__cause__ or current.__context__
+            current = current.__cause__
         return found

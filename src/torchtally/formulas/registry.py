@@ -8,6 +8,7 @@ the operator received, and returns a `Cost`, or ``None`` when it cannot count th
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Union, cast
@@ -24,6 +25,17 @@ class Cost:
 
     macs: int = 0
     flops: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("macs", "flops"):
+            value = getattr(self, name)
+            try:
+                whole = operator.index(value)  # ints, numpy ints; not floats
+            except TypeError:
+                raise InputError(f"Cost.{name} must be a whole number, got {value!r}") from None
+            if whole < 0:
+                raise InputError(f"Cost.{name} must not be negative, got {whole}")
+            object.__setattr__(self, name, whole)
 
 
 Formula = Callable[..., Union[Cost, None]]
@@ -118,10 +130,11 @@ def register_formula(op: OpLike, fn: Formula | None = None) -> Any:
     if fn is None:
 
         def decorator(f: Formula) -> Formula:
-            USER.register(op, f)
-            return f
+            return register_formula(op, f)
 
         return decorator
+    if not callable(fn):
+        raise InputError(f"the formula given for {op!r} is not callable: {fn!r}")
     USER.register(op, fn)
     return fn
 

@@ -57,8 +57,11 @@ class CostModel:
             return Cost()
         if output_names:
             kwargs = {k: v for k, v in kwargs.items() if k not in output_names}
+        name = getattr(chosen, "__qualname__", repr(chosen))
         try:
-            return chosen(*args, **kwargs, out=out)
+            cost = chosen(*args, **kwargs, out=out)
         except Exception as exc:
-            name = getattr(chosen, "__qualname__", repr(chosen))
             raise FormulaError(f"the cost formula {name} for {func} raised {type(exc).__name__}: {exc}") from exc
+        if cost is not None and not isinstance(cost, Cost):
+            raise FormulaError(f"the cost formula {name} for {func} returned {cost!r}; it must return a Cost or None")
+        return cost
