@@ -130,7 +130,8 @@ def register_formula(op: OpLike, fn: Formula | None = None) -> Any:
     if fn is None:
 
         def decorator(f: Formula) -> Formula:
-            return register_formula(op, f)
+            register_formula(op, f)
+            return f
 
         return decorator
     if not callable(fn):
