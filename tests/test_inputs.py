@@ -159,3 +159,20 @@ def test_forward_without_arguments() -> None:
     report = tt.analyze(Constant(), input_data=())
     assert report.total_macs == 3 * 3 * 3
     assert report.total_params == 9
+
+
+def test_padded_batch_through_the_encoder_fast_path() -> None:
+    """nn.TransformerEncoder turns a padded batch into a nested tensor (fake tensors cannot
+    hold one, so the analysis runs for real) and each layer does only the real tokens' work."""
+    embed, hidden, layers = 32, 64, 2
+    encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(embed, 4, hidden, batch_first=True), layers).eval()
+    mask = torch.zeros(2, 10, dtype=torch.bool)
+    mask[0, 5:] = True  # sequence lengths 5 and 10
+    report = tt.analyze(encoder, input_data=(torch.randn(2, 10, embed),), src_key_padding_mask=mask)
+    assert report.execution == "real" and report.fallback_reason
+    # per sequence of length L: q, k, v and output projections 4 L E^2, attention 2 L^2 E;
+    # feed-forward 2 E H per token
+    attention = sum(4 * length * embed**2 + 2 * length**2 * embed for length in (5, 10))
+    feed_forward = (5 + 10) * 2 * embed * hidden
+    assert report.total_macs == layers * (attention + feed_forward)
+    assert report.uncounted_ops == {}

@@ -238,4 +238,12 @@ def analyze(
                     "meta device, so a real run is impossible"
                 ) from limit.__cause__
             fallback_reason = str(limit)
+        except ForwardError as failure:
+            # Fake kernels are not PyTorch's real ones: some are stricter (dtype checks), some
+            # tensor kinds cannot be faked (nested tensors). The real run decides: it raises the
+            # same error for a genuinely wrong input, or succeeds and says so in the report.
+            if run == "fake" or run_device.type == "meta":
+                raise
+            where = f"module '{failure.module_path}'" if failure.module_path else "the root module"
+            fallback_reason = f"the fake run failed in {where} ({failure.reason.splitlines()[0]})"
     return _run_once(target, plan, run_device, mode, cost_model, fake=False, fallback_reason=fallback_reason)

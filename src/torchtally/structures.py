@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
+from torch.utils._mode_utils import no_dispatch
 
 MAX_NESTING = 32
 
@@ -22,6 +23,14 @@ class TensorSpec:
 
     @classmethod
     def of(cls, tensor: torch.Tensor) -> TensorSpec:
+        if tensor.is_nested:  # sequences of different lengths: ragged dimensions are shown as -1
+            shape = (tensor.size(0), *(-1,) * (tensor.dim() - 1))
+            try:
+                with no_dispatch():  # our own look at the sizes is not the model's work
+                    elements = int(tensor._nested_tensor_size().prod(-1).sum())
+            except (RuntimeError, NotImplementedError):
+                elements = 0
+            return cls(shape, dtype_name(tensor.dtype), elements * tensor.element_size())
         return cls(tuple(tensor.shape), dtype_name(tensor.dtype), tensor.numel() * tensor.element_size())
 
     def to_dict(self) -> dict[str, Any]:

@@ -200,23 +200,38 @@ def _projection_macs(tokens: int, weight: torch.Tensor) -> int:
     return tokens * weight.shape[0] * weight.shape[1]
 
 
-def _mha_macs(query: torch.Tensor, key: torch.Tensor, embed_dim: int) -> int:
-    """In-projections, both attention products and the out-projection of ``nn.MultiheadAttention``."""
-    batch = query.shape[0] if query.dim() == 3 else 1
-    length, key_length = query.shape[-2], key.shape[-2]
-    in_projections = batch * (length + 2 * key_length) * embed_dim * embed_dim
-    attention = 2 * batch * length * key_length * embed_dim  # summed over heads: H x (E/H) = E
-    out_projection = batch * length * embed_dim * embed_dim
-    return in_projections + attention + out_projection
+def _sequence_lengths(tensor: torch.Tensor) -> list[int] | None:
+    """Length of every sequence of a (batch, length, features) input; a nested tensor (what
+    ``nn.TransformerEncoder`` makes of a padded batch) has one length per sequence. None
+    when a fake nested tensor does not carry its lengths."""
+    if tensor.is_nested:
+        try:
+            return [int(size) for size in tensor._nested_tensor_size()[:, 0].tolist()]
+        except (RuntimeError, NotImplementedError):
+            return None
+    batch = tensor.shape[0] if tensor.dim() == 3 else 1
+    return [tensor.shape[-2]] * batch
+
+
+def _mha_macs(query: torch.Tensor, key: torch.Tensor, embed_dim: int) -> int | None:
+    """In-projections, both attention products and the out-projection of ``nn.MultiheadAttention``:
+    per sequence, (L + 2S) E^2 + 2 L S E (summed over heads) + L E^2."""
+    queries, keys = _sequence_lengths(query), _sequence_lengths(key)
+    if queries is None or keys is None:
+        return None
+    return sum(
+        (length + 2 * key_length) * embed_dim * embed_dim + 2 * length * key_length * embed_dim + length * embed_dim * embed_dim
+        for length, key_length in zip(queries, keys)
+    )
 
 
 @formula(*aten_ops("_native_multi_head_attention"))
 def native_multi_head_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, embed_dim: int, *args: Any, out: Any, **kwargs: Any
-) -> Cost:
+) -> Cost | None:
     """The inference fast path of ``nn.MultiheadAttention`` (any mask is applied densely)."""
     macs = _mha_macs(query, key, embed_dim)
-    return Cost(macs=macs, flops=2 * macs)
+    return None if macs is None else Cost(macs=macs, flops=2 * macs)
 
 
 @formula(*aten_ops("_transformer_encoder_layer_fwd"))
@@ -241,14 +256,18 @@ def transformer_encoder_layer(
     *args: Any,
     out: Any,
     **kwargs: Any,
-) -> Cost:
+) -> Cost | None:
     """The inference fast path of ``nn.TransformerEncoderLayer``: attention block + feed-forward.
 
     Vector work (counted as in the rest of the table): two layer norms at 8 FLOPs per
     element, the activation at 1 per hidden element, two residual additions.
     """
-    tokens = src.numel() // embed_dim
-    macs = _mha_macs(src, src, embed_dim) + _projection_macs(tokens, ffn_weight_1) + _projection_macs(tokens, ffn_weight_2)
+    lengths = _sequence_lengths(src)
+    attention = _mha_macs(src, src, embed_dim)
+    if lengths is None or attention is None:
+        return None
+    tokens = sum(lengths)
+    macs = attention + _projection_macs(tokens, ffn_weight_1) + _projection_macs(tokens, ffn_weight_2)
     hidden = ffn_weight_1.shape[0]
     vector = tokens * (2 * 8 * embed_dim + hidden + 2 * embed_dim)
     return Cost(macs=macs, flops=2 * macs + vector)

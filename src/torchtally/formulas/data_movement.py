@@ -38,6 +38,9 @@ formula(
         "_assert_async", "_assert_scalar", "_functional_assert_async", "_assert_tensor_metadata",
         "record_stream", "is_same_size", "_has_compatible_shallow_copy_type", "equal",
         "_pin_memory", "is_pinned", "_nested_tensor_from_mask", "_nested_tensor_from_mask_left_aligned",
+        "_nested_tensor_size", "_nested_tensor_strides", "_nested_tensor_storage_offsets", "to_padded_tensor",
+        "_nested_from_padded", "_nested_view_from_buffer", "_pack_padded_sequence", "_pad_packed_sequence",
+        "max_unpool2d", "max_unpool3d", "_linalg_check_errors",
     )
 )(zero_cost)
 
