@@ -180,15 +180,23 @@ def test_linear(shape: tuple[int, ...], bias: bool, op: str, macs: int) -> None:
     assert report.uncounted_ops == {}
 
 
-def test_bilinear_is_reported_uncounted_not_zero() -> None:
-    # nn.Bilinear runs as aten._trilinear, which has no formula. Its true cost would be
-    # batch x out x in1 x in2 = 2 * 7 * 5 * 6 = 420 MACs; until a formula exists it must be
-    # listed as uncounted (the totals are then a lower bound), never folded in as 0.
+def test_bilinear() -> None:
+    # nn.Bilinear runs as aten._trilinear: y[b, o] = sum over i, j of x1[b, i] W[o, i, j] x2[b, j],
+    # one MAC per (i, j) term: batch x out x in1 x in2 = 2 * 7 * 5 * 6 = 420 MACs.
     report = tt.analyze(nn.Bilinear(5, 6, 7), [(2, 5), (2, 6)])
-    assert report.uncounted_ops == {"aten._trilinear": 1}
-    assert report.operators["aten._trilinear"].uncounted == 1
-    # What is counted: the bias addition, 1 FLOP per output element: 2 * 7 = 14.
+    assert report.uncounted_ops == {}
+    assert report.operators["aten._trilinear"].macs == 2 * 7 * 5 * 6
+    # and the bias addition, 1 FLOP per output element: 2 * 7 = 14.
     assert report.operators["aten.add"].flops == 2 * 7
+
+
+@pytest.mark.parametrize("mode,per_output", [("bilinear", 7), ("nearest", 0), ("bicubic", 31)])
+def test_grid_sample(mode: str, per_output: int) -> None:
+    # output (1, 3, 4, 4): each element interpolates 4 (bilinear) or 16 (bicubic) neighbours,
+    # n multiplies and n - 1 adds; nearest copies one value.
+    model = Fn(lambda x, grid: F.grid_sample(x, grid, mode=mode, align_corners=False))
+    report = tt.analyze(model, [(1, 3, 8, 8), (1, 4, 4, 2)])
+    assert report.operators["aten.grid_sampler_2d"].flops == 3 * 4 * 4 * per_output
 
 
 # --------------------------------------------------------------------------------------
@@ -417,9 +425,10 @@ def test_op_without_formula_is_listed_with_its_calls() -> None:
 
 
 def test_aten_op_without_formula_is_listed() -> None:
-    model = Fn(lambda x, grid: F.grid_sample(x, grid, align_corners=False))
-    report = tt.analyze(model, [(1, 3, 8, 8), (1, 4, 4, 2)])
-    assert report.uncounted_ops == {"aten.grid_sampler_2d": 1}
+    # anti-aliased resizing: its filter support depends on the scale, no formula yet
+    model = Fn(lambda x: F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True))
+    report = tt.analyze(model, (1, 3, 8, 8))
+    assert report.uncounted_ops == {"aten._upsample_bilinear2d_aa": 1}
 
 
 @pytest.mark.parametrize(
@@ -493,3 +502,68 @@ def test_formula_that_raises_gives_formula_error() -> None:
             tt.analyze(ScaleTwice(), (3, 5))
     finally:
         tt.unregister_formula(SCALE)
+
+
+# --------------------------------------------------------------------------------------
+# Grouped (mixture-of-experts) products, losses, scatters with a reduction, fused ops.
+# --------------------------------------------------------------------------------------
+
+
+def test_grouped_mm_routes_tokens_to_experts() -> None:
+    # 6 tokens of width 16 go to 3 experts (2 tokens each), each expert maps 16 -> 8:
+    # every token row costs 16 x 8 MACs, whichever expert it meets: 6 * 16 * 8.
+    # (the kernel wants rows of a multiple of 16 bytes: 8 bfloat16 values at least)
+    tokens = torch.randn(6, 16, dtype=torch.bfloat16)
+    experts = torch.randn(3, 16, 8, dtype=torch.bfloat16)
+    offsets = torch.tensor([2, 4, 6], dtype=torch.int32)
+    model = Fn(lambda x, w, offs: torch._grouped_mm(x, w, offs=offs))
+    report = tt.analyze(model, input_data=(tokens, experts, offsets))
+    assert report.operators["aten._grouped_mm"].macs == 6 * 16 * 8
+    assert report.uncounted_ops == {}
+
+
+@pytest.mark.parametrize(
+    "loss,per_element",
+    [
+        (nn.MSELoss(), 2 + 1),  # subtract, square; + the mean
+        (nn.MSELoss(reduction="none"), 2),
+        (nn.L1Loss(reduction="sum"), 2 + 1),
+        (nn.SmoothL1Loss(), 4 + 1),
+        (nn.BCEWithLogitsLoss(), 7 + 1),
+    ],
+)
+def test_elementwise_losses(loss: nn.Module, per_element: int) -> None:
+    report = tt.analyze(loss, [(4, 5), (4, 5)])
+    assert report.total_flops == 4 * 5 * per_element
+    assert report.uncounted_ops == {}
+
+
+def test_cross_entropy_is_log_softmax_and_nll() -> None:
+    # log-softmax over 4 x 10 logits: 5 per element; NLL picks 4 targets and averages them: 1 each
+    report = tt.analyze(nn.CrossEntropyLoss(), [(4, 10), (4,)], dtypes=[torch.float32, torch.long])
+    assert report.total_flops == 4 * 10 * 5 + 4
+    assert report.uncounted_ops == {}
+
+
+def test_scatter_counts_the_scattered_elements() -> None:
+    # only the index's 3 positions of src are added, however large src is
+    index = torch.tensor([[0, 1, 0]])
+    add = Fn(lambda x, src: x.scatter_add(1, index, src))
+    assert tt.analyze(add, [(1, 4), (6, 16)]).total_flops == 3
+    multiply = Fn(lambda x, src: x.scatter(1, index, src, reduce="multiply"))
+    assert tt.analyze(multiply, [(1, 4), (6, 16)]).total_flops == 3
+
+
+def test_fused_addmm_activation() -> None:
+    # (2 x 3) @ (3 x 4): 2*4 results of 3 MACs; then GELU on the 8 results: 1 FLOP each
+    model = Fn(lambda b, x, w: torch._addmm_activation(b, x, w, use_gelu=True))
+    report = tt.analyze(model, [(4,), (2, 3), (3, 4)])
+    assert report.total_macs == 2 * 4 * 3
+    assert report.total_flops == 2 * (2 * 4 * 3) + 2 * 4
+
+
+def test_boolean_reductions_are_free_and_known() -> None:
+    model = Fn(lambda x: ((x > 0).any(), (x > 0).all(), torch.count_nonzero(x > 0)))
+    report = tt.analyze(model, (3, 5))
+    assert report.uncounted_ops == {}
+    assert report.total_flops == 3 * (3 * 5)  # only the three float comparisons x > 0

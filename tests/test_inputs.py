@@ -161,6 +161,7 @@ def test_forward_without_arguments() -> None:
     assert report.total_params == 9
 
 
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors:UserWarning")
 def test_padded_batch_through_the_encoder_fast_path() -> None:
     """nn.TransformerEncoder turns a padded batch into a nested tensor (fake tensors cannot
     hold one, so the analysis runs for real) and each layer does only the real tokens' work."""

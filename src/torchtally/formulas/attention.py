@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .registry import Cost, aten_ops, formula
+from .registry import Cost, default_overloads, formula
 
 
 def attended_pairs(queries: int, keys: int, causal: bool, offset: int = 0) -> int:
@@ -66,7 +66,7 @@ def attention_cost(
     return Cost(macs=macs, flops=2 * macs)
 
 
-@formula(*aten_ops("_scaled_dot_product_flash_attention_for_cpu"))
+@formula(*default_overloads("_scaled_dot_product_flash_attention_for_cpu"))
 def sdpa_flash_cpu(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -80,7 +80,7 @@ def sdpa_flash_cpu(
     return attention_cost(query, key, value, bool(is_causal))
 
 
-@formula(*aten_ops("_scaled_dot_product_flash_attention"))
+@formula(*default_overloads("_scaled_dot_product_flash_attention"))
 def sdpa_flash(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -94,7 +94,7 @@ def sdpa_flash(
     return attention_cost(query, key, value, bool(is_causal))
 
 
-@formula(*aten_ops("_scaled_dot_product_efficient_attention"))
+@formula(*default_overloads("_scaled_dot_product_efficient_attention"))
 def sdpa_efficient(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -110,7 +110,7 @@ def sdpa_efficient(
     return attention_cost(query, key, value, bool(is_causal))
 
 
-@formula(*aten_ops("_scaled_dot_product_cudnn_attention"))
+@formula(*default_overloads("_scaled_dot_product_cudnn_attention"))
 def sdpa_cudnn(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -126,7 +126,7 @@ def sdpa_cudnn(
     return attention_cost(query, key, value, bool(is_causal))
 
 
-@formula(*aten_ops("_scaled_dot_product_fused_attention_overrideable"))
+@formula(*default_overloads("_scaled_dot_product_fused_attention_overrideable"))
 def sdpa_overrideable(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -141,13 +141,13 @@ def sdpa_overrideable(
     return attention_cost(query, key, value, bool(is_causal))
 
 
-@formula(*aten_ops("_scaled_dot_product_attention_math_for_mps"))
+@formula(*default_overloads("_scaled_dot_product_attention_math_for_mps"))
 def sdpa_math_mps(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args: Any, out: Any, **kwargs: Any) -> Cost:
     """The MPS math kernel materialises the whole score matrix, masked or not."""
     return attention_cost(query, key, value, causal=False)
 
 
-@formula(*aten_ops("_flash_attention_forward"))
+@formula(*default_overloads("_flash_attention_forward"))
 def flash_attention_forward(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -171,7 +171,7 @@ def flash_attention_forward(
     return attention_cost(query, key, value, bool(is_causal), heads_dim_first=False, offset=key_length - length)
 
 
-@formula(*aten_ops("_efficient_attention_forward"))
+@formula(*default_overloads("_efficient_attention_forward"))
 def efficient_attention_forward(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -225,7 +225,7 @@ def _mha_macs(query: torch.Tensor, key: torch.Tensor, embed_dim: int) -> int | N
     )
 
 
-@formula(*aten_ops("_native_multi_head_attention"))
+@formula(*default_overloads("_native_multi_head_attention"))
 def native_multi_head_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, embed_dim: int, *args: Any, out: Any, **kwargs: Any
 ) -> Cost | None:
@@ -234,7 +234,7 @@ def native_multi_head_attention(
     return None if macs is None else Cost(macs=macs, flops=2 * macs)
 
 
-@formula(*aten_ops("_transformer_encoder_layer_fwd"))
+@formula(*default_overloads("_transformer_encoder_layer_fwd"))
 def transformer_encoder_layer(
     src: torch.Tensor,
     embed_dim: int,

@@ -7,7 +7,7 @@
 So batch norm in eval mode with affine parameters is 4 FLOPs per element, in training mode
 8; layer and group norm with affine parameters are 8. RMS norm: statistics 2 (square,
 add), normalise 1, weight 1. Softmax and log-softmax: 5 per element (max, subtract, exp,
-sum, divide or log)."""
+sum, divide or log). Weight normalisation (``_weight_norm_interface``): 3 per weight element."""
 
 from __future__ import annotations
 
@@ -84,3 +84,9 @@ SOFTMAX = 5
 @formula(*aten_ops("_softmax", "_log_softmax", "_safe_softmax", "softmax", "log_softmax"))
 def softmax(input: torch.Tensor, *args: Any, out: Any, **kwargs: Any) -> Cost:
     return Cost(flops=SOFTMAX * input.numel())
+
+
+@formula(*aten_ops("_weight_norm_interface"))
+def weight_norm(v: torch.Tensor, g: torch.Tensor, *args: Any, out: Any, **kwargs: Any) -> Cost:
+    """w = g * v / ||v||: the norm (square, add) and the scaling, 3 per element of v."""
+    return Cost(flops=3 * v.numel())

@@ -5,7 +5,8 @@
 - adaptive pooling: 1 per input element (every input element enters one window)
 - linear interpolation in d dimensions reads 2^d neighbours: 2^d multiplies and 2^d - 1
   adds per output element (linear 3, bilinear 7, trilinear 15); bicubic reads 16: 31.
-  Nearest-neighbour resampling copies (0, listed with the data-movement operators)."""
+  Nearest-neighbour resampling copies (0, listed with the data-movement operators).
+- grid sampling: the same per output element (bilinear 7, trilinear 15, bicubic 31, nearest 0)"""
 
 from __future__ import annotations
 
@@ -71,3 +72,24 @@ formula(*aten_ops("upsample_linear1d"))(_interpolation(2))
 formula(*aten_ops("upsample_bilinear2d"))(_interpolation(4))
 formula(*aten_ops("upsample_trilinear3d"))(_interpolation(8))
 formula(*aten_ops("upsample_bicubic2d"))(_interpolation(16))
+
+
+# grid_sampler interpolation_mode: 0 bilinear (trilinear in 3-D), 1 nearest, 2 bicubic.
+_GRID_SAMPLE_POINTS = {2: {0: 4, 1: 0, 2: 16}, 3: {0: 8, 1: 0}}
+
+
+def _grid_sample(dims: int) -> Any:
+    def cost(input: torch.Tensor, grid: torch.Tensor, interpolation_mode: int, *args: Any, out: Any, **kwargs: Any) -> Cost | None:
+        points = _GRID_SAMPLE_POINTS[dims].get(int(interpolation_mode))
+        if points is None:
+            return None
+        result = first_tensor(out)
+        assert result is not None
+        return Cost(flops=result.numel() * (2 * points - 1) if points else 0)
+
+    cost.__name__ = f"grid_sample_{dims}d"
+    return cost
+
+
+formula(*aten_ops("grid_sampler_2d", "_grid_sampler_2d_cpu_fallback"))(_grid_sample(2))
+formula(*aten_ops("grid_sampler_3d"))(_grid_sample(3))

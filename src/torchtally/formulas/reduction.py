@@ -4,7 +4,8 @@
 - vector norms: 2 (square, add); logsumexp: 3 (subtract the max, exp, add)
 - variance / standard deviation: 4 (mean: 1; subtract, square, add: 3)
 - topk: 1 compare; sort: log2(n) compares per element of a slice of length n
-- scatter_add / index_add / accumulating index_put: 1 add per source element
+- scatter_add / scatter with a reduction: 1 per index element; index_add and accumulating
+  index_put: 1 add per source element
 Only floating-point work counts (reductions of integers or booleans cost 0)."""
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ formula(
         "sum", "nansum", "mean", "nanmean", "amax", "amin", "max", "min", "aminmax", "argmax",
         "argmin", "prod", "cumsum", "cumsum_", "cumprod", "cumprod_", "cummax", "cummin",
         "logcumsumexp", "_cummax_helper", "_cummin_helper", "median", "nanmedian", "mode",
-        "kthvalue", "topk",
+        "kthvalue", "topk", "any", "all", "count_nonzero",
     )
 )(per_input_element(1))
 formula(*aten_ops("norm", "linalg_vector_norm", "frobenius_norm"))(per_input_element(2))
@@ -51,12 +52,17 @@ def sort(input: torch.Tensor, *args: Any, out: Any, dim: int = -1, **kwargs: Any
     return Cost(flops=input.numel() * max(1, math.ceil(math.log2(length))) if length > 1 else 0)
 
 
-@formula(*aten_ops("scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_"))
+@formula(
+    *aten_ops("scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_"),
+    torch.ops.aten.scatter.reduce, torch.ops.aten.scatter.value_reduce,
+    torch.ops.aten.scatter_.reduce, torch.ops.aten.scatter_.value_reduce,
+)
 def scatter_accumulate(
     input: torch.Tensor, dim: int, index: torch.Tensor, src: Any, *args: Any, out: Any, **kwargs: Any
 ) -> Cost:
-    sources = src.numel() if isinstance(src, torch.Tensor) else index.numel()
-    return Cost(flops=sources if involves_floating_point((input,), {}, None) else 0)
+    """One add (or multiply, max...) per scattered element: the index decides how many, as
+    only ``src``'s elements at the index's positions are used."""
+    return Cost(flops=index.numel() if involves_floating_point((input,), {}, None) else 0)
 
 
 @formula(*aten_ops("index_add", "index_add_"))

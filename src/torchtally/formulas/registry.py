@@ -118,6 +118,17 @@ def aten_ops(*names: str) -> list[OpOverloadPacket]:
     return found
 
 
+def default_overloads(*names: str) -> list[OpOverload]:
+    """The ``.default`` overloads of these aten operators, for formulas that bind arguments by
+    position and must not apply to overloads with another signature (``.quantized``)."""
+    found: list[OpOverload] = []
+    for packet in aten_ops(*names):
+        overload = getattr(packet, "default", None)
+        if overload is not None:
+            found.append(overload)
+    return found
+
+
 def register_formula(op: OpLike, fn: Formula | None = None) -> Any:
     """Register a cost formula for an operator (your own custom op, or to override ours).
 
