@@ -58,12 +58,16 @@ def cell_number(cell: str) -> int:
 def assert_columns_add_up(report: tt.ModelReport, depth: int) -> None:
     text = report.table(depth=depth)
     rows = table_rows(text)
-    params = sum(cell_number(row[-2]) for row in rows)
-    macs = sum(cell_number(row[-1]) for row in rows)
+    params = sum(cell_number(row[-3]) for row in rows)
+    macs = sum(cell_number(row[-2]) for row in rows)
+    flops = sum(cell_number(row[-1]) for row in rows)
     assert params == footer_number(text, "Total params") == report.total_params
     total_macs_line = re.search(r"^Total MACs: .* \(([\d,]+)\)$", text, re.MULTILINE)
     assert total_macs_line is not None
     assert macs == int(total_macs_line.group(1).replace(",", "")) == report.total_macs
+    total_flops_line = re.search(r"^Total FLOPs: .* \(([\d,]+)\)$", text, re.MULTILINE)
+    assert total_flops_line is not None
+    assert flops == int(total_flops_line.group(1).replace(",", "")) == report.total_flops
 
 
 @pytest.mark.parametrize("depth", [0, 1, 2, 3, 10])
@@ -91,7 +95,7 @@ def test_depth_zero_folds_everything_into_the_root() -> None:
     rows = table_rows(report.table(depth=0))
     assert len(rows) == 1
     assert rows[0][0] == "SmallCNN"
-    assert cell_number(rows[0][-2]) == 268_650
+    assert cell_number(rows[0][-3]) == 268_650
 
 
 def test_summary_display_depth_and_repr() -> None:

@@ -34,7 +34,7 @@ formula(
         "sum", "nansum", "mean", "nanmean", "amax", "amin", "max", "min", "aminmax", "argmax",
         "argmin", "prod", "cumsum", "cumsum_", "cumprod", "cumprod_", "cummax", "cummin",
         "logcumsumexp", "_cummax_helper", "_cummin_helper", "median", "nanmedian", "mode",
-        "kthvalue", "topk", "any", "all", "count_nonzero",
+        "kthvalue", "topk", "any", "all", "count_nonzero", "histc", "bincount",
     )
 )(per_input_element(1))
 formula(*aten_ops("norm", "linalg_vector_norm", "frobenius_norm"))(per_input_element(2))

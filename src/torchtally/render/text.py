@@ -10,8 +10,8 @@ from ..report import LayerReport, ModelReport
 from ..structures import TensorSpec
 from .units import binary_bytes, decimal, shape_text, with_commas
 
-HEADERS = ("Layer (type)", "Input Shape", "Output Shape", "Param #", "MACs")
-RIGHT_ALIGNED = {3, 4}
+HEADERS = ("Layer (type)", "Input Shape", "Output Shape", "Param #", "MACs", "FLOPs")
+RIGHT_ALIGNED = {3, 4, 5}
 EMPTY = "--"
 
 
@@ -50,14 +50,13 @@ def _label(report: ModelReport, index: int) -> str:
     return _tree_prefix(report, index) + text
 
 
-def _subtree_totals(report: ModelReport) -> list[tuple[int, int]]:
-    """(subtree params, subtree MACs) per row."""
-    totals = [(layer.params, layer.self_macs) for layer in report.layers]
+def _subtree_totals(report: ModelReport) -> list[tuple[int, int, int]]:
+    """(params, MACs, FLOPs) of each row's whole subtree."""
+    totals = [(layer.params, layer.self_macs, layer.self_flops) for layer in report.layers]
     for index in range(len(report.layers) - 1, -1, -1):  # children come after their parent
         parent = report.layers[index].parent
         if parent is not None:
-            params, macs = totals[parent]
-            totals[parent] = (params + totals[index][0], macs + totals[index][1])
+            totals[parent] = tuple(a + b for a, b in zip(totals[parent], totals[index]))  # type: ignore[assignment]
     return totals
 
 
@@ -76,7 +75,7 @@ def _rows(report: ModelReport, depth: int) -> list[tuple[str, ...]]:
         if layer.depth > depth:
             continue
         folded = layer.depth == depth and not layer.is_leaf
-        params, macs = subtree[index] if folded else (layer.params, layer.self_macs)
+        params, macs, flops = subtree[index] if folded else (layer.params, layer.self_macs, layer.self_flops)
         rows.append(
             (
                 _label(report, index),
@@ -84,6 +83,7 @@ def _rows(report: ModelReport, depth: int) -> list[tuple[str, ...]]:
                 _shapes(layer.outputs),
                 _param_cell(layer, params),
                 with_commas(macs) if macs else EMPTY,
+                with_commas(flops) if flops else EMPTY,
             )
         )
     return rows
