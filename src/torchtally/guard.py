@@ -169,9 +169,11 @@ def _as_dict(mapping: Any) -> dict[str, Any]:
 
 
 def _data_signature(tensor: torch.Tensor) -> tuple[Any, ...]:
-    """What identifies a tensor's data: a `.data` assignment changes at least one of these."""
-    address = 0 if tensor.device.type == "meta" or type(tensor.data) is not torch.Tensor else tensor.data_ptr()
-    return (type(tensor.data), tensor.device, tensor.dtype, tuple(tensor.shape), tensor.stride(), address)
+    """What identifies a tensor's data: a `.data` assignment changes at least one of these
+    (a fake tensor's data lives on the meta device)."""
+    device = tensor.device
+    address = 0 if device.type == "meta" else tensor.data_ptr()
+    return (device, tensor.dtype, tensor.shape, tensor.stride(), address)
 
 
 def _restore_mapping(current: Any, before: dict[str, Any]) -> bool:
