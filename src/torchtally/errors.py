@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def describe_module(path: str, type_name: str) -> str:
+    """How messages name a module: ``module 'layer1.0' (BasicBlock)`` or ``the root module (ResNet)``."""
+    return f"module '{path}' ({type_name})" if path else f"the root module ({type_name})"
+
+
 class TorchtallyError(Exception):
     """Base class of every error raised by torchtally."""
 
@@ -24,7 +29,7 @@ class ForwardError(TorchtallyError, RuntimeError):
         self.module_type = module_type
         self.input_shapes = tuple(input_shapes)
         self.reason = reason
-        where = f"module '{module_path}' ({module_type})" if module_path else f"the root module ({module_type})"
+        where = describe_module(module_path, module_type)
         shapes = ", ".join(self.input_shapes) if self.input_shapes else "no tensors"
         super().__init__(f"forward pass failed in {where}, called with inputs {shapes}: {reason}")
 

@@ -46,32 +46,27 @@ class ModelState:
             for module in self._modules
             for slot in ("_parameters", "_buffers", "_modules")
         ]
-        held = [
-            tensor
-            for module in self._modules
-            for tensor in (*module._parameters.values(), *module._buffers.values())
-            if tensor is not None
-        ]
+        self._buffers = [buffer for module in self._modules for buffer in module._buffers.values() if buffer is not None]
+        params = [param for module in self._modules for param in module._parameters.values() if param is not None]
+        held = [*params, *self._buffers]
         self._requires_grad = [(tensor, tensor.requires_grad) for tensor in held]
         self._grads = [(tensor, tensor.grad) for tensor in held if not is_lazy(tensor)]
         # The data each tensor holds now, by reference (no copy), to undo `tensor.data = ...`.
         self._data = [(tensor, tensor.data, _data_signature(tensor)) for tensor in held if not is_lazy(tensor)]
-        self._buffers = [buffer for module in self._modules for buffer in module._buffers.values() if buffer is not None]
         self._buffer_copies: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._cpu_rng = torch.random.get_rng_state()
         cuda_ready = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
         self._cuda_rng = torch.cuda.get_rng_state_all() if cuda_ready else None
         # storage address -> the parameters living in it (real tensors only).
         self._storages: dict[int, list[torch.Tensor]] = {}
-        for module in self._modules:
-            for tensor in module._parameters.values():
-                if tensor is None or is_lazy(tensor) or tensor.device.type == "meta" or tensor.numel() == 0:
-                    continue
-                try:
-                    address = tensor.untyped_storage().data_ptr()
-                except (RuntimeError, NotImplementedError):  # tensors without storage
-                    continue
-                self._storages.setdefault(address, []).append(tensor)
+        for tensor in params:
+            if is_lazy(tensor) or tensor.device.type == "meta" or tensor.numel() == 0:
+                continue
+            try:
+                address = tensor.untyped_storage().data_ptr()
+            except (RuntimeError, NotImplementedError):  # tensors without storage
+                continue
+            self._storages.setdefault(address, []).append(tensor)
         self._saved: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._written: dict[OpOverload, list[tuple[int, str]]] = {}
 

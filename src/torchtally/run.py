@@ -16,7 +16,7 @@ from torch._subclasses import fake_tensor
 from .build import build_report
 from .counting import CountingMode
 from .fakes import FakeConverter
-from .errors import ForwardError, InputError, TorchtallyError
+from .errors import ForwardError, InputError, TorchtallyError, describe_module
 from .formulas.registry import Formula, OpLike, per_call_registry
 from .formulas.resolve import CostModel
 from .guard import ModelState
@@ -152,7 +152,7 @@ def _run_once(
         raise
     except Exception as exc:
         node, shapes = _where(nodes, tracker, exc)
-        where = f"module '{node.name}' ({type(node.module).__name__})" if node.name else "the root module"
+        where = describe_module(node.name, type(node.module).__name__)
         if fake and _is_fake_limitation(exc):
             raise _NeedsRealRun(f"{where} needs real values, which fake tensors do not have ({_first_line(exc)})") from exc
         raise ForwardError(node.name, type(node.module).__name__, shapes, f"{type(exc).__name__}: {exc}") from exc
@@ -244,6 +244,6 @@ def analyze(
             # same error for a genuinely wrong input, or succeeds and says so in the report.
             if run == "fake" or run_device.type == "meta":
                 raise
-            where = f"module '{failure.module_path}'" if failure.module_path else "the root module"
+            where = describe_module(failure.module_path, failure.module_type)
             fallback_reason = f"the fake run failed in {where} ({failure.reason.splitlines()[0]})"
     return _run_once(target, plan, run_device, mode, cost_model, fake=False, fallback_reason=fallback_reason)
