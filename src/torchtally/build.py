@@ -4,8 +4,9 @@ modules that were never called."""
 
 from __future__ import annotations
 
+from .memory import RunMemory
 from .params import ParameterIndex, ParamCounts
-from .report import LayerReport, ModelReport, OpStats
+from .report import LayerReport, Memory, ModelReport, OpStats
 from .tracking import ModuleRecord, OpTally
 from .tree import ModuleNode
 
@@ -36,29 +37,80 @@ def _unused_modules(nodes: list[ModuleNode], records: list[ModuleRecord], counts
     )
 
 
+def _memory(figures: RunMemory, base: tuple[int, int, int], activations: int, training: bool) -> Memory:
+    """Absolute figures: the bytes that existed before the run (parameters, buffers, inputs)
+    plus what the live set showed."""
+    parameters, buffers, inputs = base
+    before = parameters + buffers + inputs
+    forward_peak = before + figures.forward_peak
+    if not training or figures.backward_peak is None or figures.backward_end is None:
+        return Memory(parameters, buffers, inputs, figures.outputs, activations, forward_peak, forward_peak, "forward",
+                      measured_peak=figures.measured_peak)
+    state = figures.step.state_bytes if figures.step is not None else 0
+    backward_peak = before + figures.backward_peak
+    # A steady-state step: the optimizer state is alive during forward and backward; its
+    # step runs with everything the backward left alive (gradients, outputs).
+    candidates = [(forward_peak + state, "forward"), (backward_peak + state, "backward")]
+    step_peak = None
+    if figures.step is not None:
+        step_peak = before + figures.backward_end + figures.step.step_peak
+        candidates.append((step_peak, "optimizer step"))
+    peak, phase = max(candidates, key=lambda candidate: candidate[0])
+    return Memory(
+        parameters, buffers, inputs, figures.outputs, activations, forward_peak, peak, phase,
+        saved_for_backward=figures.forward_end - figures.outputs,
+        backward_peak=backward_peak,
+        gradients=figures.gradients,
+        optimizer_state=state if figures.step is not None else None,
+        optimizer_step_peak=step_peak,
+        measured_peak=figures.measured_peak,
+    )
+
+
+def _inclusive(nodes: list[ModuleNode], own: list[int]) -> list[int]:
+    """Per row, the sum of ``own`` over its subtree."""
+    total = list(own)
+    for node in reversed(nodes):  # children come after their parent in pre-order
+        if node.parent is not None:
+            total[node.parent] += total[node.index]
+    return total
+
+
+def _inclusive_ops(nodes: list[ModuleNode], own: list[dict[str, OpTally]]) -> list[dict[str, OpTally]]:
+    ops: list[dict[str, OpTally]] = [{} for _ in nodes]
+    for node in reversed(nodes):
+        _add_ops(ops[node.index], own[node.index])
+        if node.parent is not None:
+            _add_ops(ops[node.parent], ops[node.index])
+    return ops
+
+
+def _stats(ops: dict[str, OpTally]) -> dict[str, OpStats]:
+    return {name: OpStats(t.calls, t.macs, t.flops, t.uncounted) for name, t in ops.items()}
+
+
 def build_report(
     model_type: str,
     nodes: list[ModuleNode],
     records: list[ModuleRecord],
     index: ParameterIndex,
+    figures: RunMemory,
     *,
     execution: str,
     fallback_reason: str | None,
     mode: str,
     device: str,
+    optimizer: str | None,
 ) -> ModelReport:
     counts = [index.counts(node.index) for node in nodes]
-    macs = [record.macs for record in records]
-    flops = [record.flops for record in records]
-    subtree_params = [c.params for c in counts]
-    ops: list[dict[str, OpTally]] = [{} for _ in nodes]
-    for node in reversed(nodes):
-        _add_ops(ops[node.index], records[node.index].ops)
-        if node.parent is not None:
-            macs[node.parent] += macs[node.index]
-            flops[node.parent] += flops[node.index]
-            subtree_params[node.parent] += subtree_params[node.index]
-            _add_ops(ops[node.parent], ops[node.index])
+    macs = _inclusive(nodes, [record.macs for record in records])
+    flops = _inclusive(nodes, [record.flops for record in records])
+    backward_macs = _inclusive(nodes, [record.backward_macs for record in records])
+    backward_flops = _inclusive(nodes, [record.backward_flops for record in records])
+    subtree_params = _inclusive(nodes, [c.params for c in counts])
+    ops = _inclusive_ops(nodes, [record.ops for record in records])
+    backward_ops = _inclusive_ops(nodes, [record.backward_ops for record in records])
+    output_bytes = [sum(spec.nbytes for call in record.outputs for spec in call) for record in records]
 
     shared_ids: dict[int, int] = {}
     layers = []
@@ -91,12 +143,25 @@ def build_report(
                 flops=flops[node.index],
                 self_macs=record.macs,
                 self_flops=record.flops,
-                operators={
-                    name: OpStats(t.calls, t.macs, t.flops, t.uncounted) for name, t in ops[node.index].items()
-                },
+                operators=_stats(ops[node.index]),
                 lazy=held.lazy,
+                output_bytes=output_bytes[node.index],
+                backward_macs=backward_macs[node.index],
+                backward_flops=backward_flops[node.index],
+                self_backward_macs=record.backward_macs,
+                self_backward_flops=record.backward_flops,
+                backward_operators=_stats(backward_ops[node.index]),
             )
         )
+    training = figures.backward_peak is not None
+    root_inputs = records[0].inputs[0] if records and records[0].inputs else ()
+    base = (
+        sum(layer.param_bytes for layer in layers),
+        sum(layer.buffer_bytes for layer in layers),
+        sum(spec.nbytes for spec in root_inputs),
+    )
+    activations = sum(layer.output_bytes for layer in layers if not layer.children)
+    step = figures.step
     return ModelReport(
         model_type=model_type,
         layers=tuple(layers),
@@ -106,5 +171,11 @@ def build_report(
         device=device,
         shared_params=sum(shared_ids.values()),
         unused_modules=_unused_modules(nodes, records, counts),
+        memory=_memory(figures, base, activations, training),
         lazy_modules=tuple(layer.name for layer in layers if layer.lazy),
+        training=training,
+        optimizer=optimizer,
+        optimizer_macs=step.macs if step is not None else 0,
+        optimizer_flops=step.flops if step is not None else 0,
+        optimizer_uncounted=dict(step.uncounted) if step is not None else {},
     )

@@ -18,6 +18,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from .fakes import FakeConverter
 from .formulas.resolve import CostModel
 from .guard import ModelState
+from .memory import LiveSet
 from .params import ParameterIndex
 from .replay import ResultReplay
 from .tracking import ModuleTracker
@@ -44,6 +45,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.fakes = fakes
         self.replay = ResultReplay(fakes.fake_mode) if fakes is not None else None
         self.state = state
+        self.live = LiveSet()
         self._names: dict[OpOverload, str] = {}
 
     def __torch_dispatch__(self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
@@ -72,16 +74,17 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if name is None:
             name = self._names[func] = str(func.overloadpacket)
         self.tracker.record_op(name, self.cost_model.cost(func, args, kwargs, out))
+        self.live.after_op(func, args, kwargs, out)
         return out
 
     def _note_reads(self, values: Any) -> None:
         tracked = self.tracked_ids
         for value in values:
             if id(value) in tracked:
-                self.read_ids.add(id(value))
+                self.read_ids.add(tracked[id(value)])
             elif isinstance(value, (list, tuple)):
                 for item in value:
                     if id(item) in tracked:
-                        self.read_ids.add(id(item))
+                        self.read_ids.add(tracked[id(item)])
             elif isinstance(value, torch.ScriptObject):  # packed (quantized) weights
                 self.index.note_packed_read(self.tracker.innermost)

@@ -96,10 +96,14 @@ class ParameterIndex:
                         self._packed_near.setdefault(row, []).append(id(packed[0]))
             self.held.append(held)
 
-    @property
-    def tracked_ids(self) -> dict[int, int]:
-        """The ids the run watches: an operator argument with one of them reads that weight."""
-        return self.owner
+        # The ids the run watches: an operator argument with one of them reads the weight
+        # whose id it maps to (itself, or the parameter a training run stands it in for).
+        self.tracked_ids: dict[int, int] = {key: key for key in self.owner}
+
+    def add_stand_in(self, param: torch.Tensor, stand_in: torch.Tensor) -> None:
+        """``stand_in`` takes ``param``'s place in the run: reading it reads ``param``."""
+        self._tensors_by_id[id(stand_in)] = stand_in
+        self.tracked_ids[id(stand_in)] = id(param)
 
     def note_packed_read(self, row: int) -> None:
         """An operator running in module ``row`` received packed weights: those it (or a child) holds."""

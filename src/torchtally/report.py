@@ -15,6 +15,37 @@ SCHEMA = "torchtally.report/1"
 
 
 @dataclass(frozen=True)
+class Memory:
+    """Memory of the run in bytes, from every tensor's real dtype.
+
+    ``peak`` is the largest total of live tensors at any moment: parameters, buffers and
+    inputs, plus every tensor the operators allocated and that was still referenced then
+    (found by following storage lifetimes; views and in-place results share storage). In a
+    training analysis it is the peak of a steady-state step: the optimizer state already
+    exists during forward and backward, gradients live from the backward through the
+    optimizer's step (``zero_grad(set_to_none=True)`` before the next forward)."""
+
+    parameters: int
+    buffers: int
+    inputs: int
+    outputs: int  # the tensors the model returned
+    activations: int  # the output bytes of every leaf module, per call (the "activation" column's total)
+    forward_peak: int  # parameters, buffers and inputs + the most the forward had alive at once
+    peak: int
+    peak_phase: str  # where ``peak`` was reached: "forward", "backward" or "optimizer step"
+    # Training only (None otherwise):
+    saved_for_backward: int | None = None  # alive when the forward ended, outputs excluded: what autograd keeps
+    backward_peak: int | None = None  # parameters, buffers and inputs + the most alive during the backward
+    gradients: int | None = None
+    optimizer_state: int | None = None
+    optimizer_step_peak: int | None = None  # the optimizer step's peak (gradients and state alive)
+    measured_peak: int | None = None  # torch.cuda.max_memory_allocated over a real CUDA run
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
 class OpStats:
     """One operator's calls and cost inside a module (inclusive of its submodules)."""
 
@@ -56,6 +87,13 @@ class LayerReport:
     self_flops: int
     operators: Mapping[str, OpStats] = field(default_factory=dict)  # inclusive, like macs
     lazy: bool = False  # its parameters were uninitialized (lazy) and materialised for the run
+    output_bytes: int = 0  # bytes of the tensors it returned, all calls (its activations)
+    # Training: the backward operators autograd ran for the nodes this module's forward created.
+    backward_macs: int = 0  # inclusive
+    backward_flops: int = 0
+    self_backward_macs: int = 0
+    self_backward_flops: int = 0
+    backward_operators: Mapping[str, OpStats] = field(default_factory=dict)  # inclusive
 
     @property
     def input_shapes(self) -> tuple[tuple[Shape, ...], ...]:
@@ -107,6 +145,12 @@ class LayerReport:
             "self_flops": self.self_flops,
             "operators": {name: stats.to_dict() for name, stats in self.operators.items()},
             "lazy": self.lazy,
+            "output_bytes": self.output_bytes,
+            "backward_macs": self.backward_macs,
+            "backward_flops": self.backward_flops,
+            "self_backward_macs": self.self_backward_macs,
+            "self_backward_flops": self.self_backward_flops,
+            "backward_operators": {name: stats.to_dict() for name, stats in self.backward_operators.items()},
         }
 
 
@@ -122,7 +166,13 @@ class ModelReport:
     device: str
     shared_params: int  # elements of parameters held by more than one module (counted once)
     unused_modules: tuple[str, ...]  # top-most modules never called (their subtrees were not either)
+    memory: Memory
     lazy_modules: tuple[str, ...] = ()
+    training: bool = False  # the backward pass (and optimizer step) was analysed too
+    optimizer: str | None = None
+    optimizer_macs: int = 0  # one optimizer step (not part of any layer)
+    optimizer_flops: int = 0
+    optimizer_uncounted: Mapping[str, int] = field(default_factory=dict)
     display_depth: int = 3  # the depth `print(report)` folds the tree to
 
     # Parameter totals, each counted once by identity.
@@ -161,11 +211,30 @@ class ModelReport:
     # Compute totals: every operator is charged to exactly one row's self_* column.
     @property
     def total_macs(self) -> int:
+        """MACs of the forward pass (``backward_macs`` has the backward's)."""
         return sum(layer.self_macs for layer in self.layers)
 
     @property
     def total_flops(self) -> int:
+        """FLOPs of the forward pass (``backward_flops`` has the backward's)."""
         return sum(layer.self_flops for layer in self.layers)
+
+    @property
+    def forward_macs(self) -> int:
+        return self.total_macs
+
+    @property
+    def forward_flops(self) -> int:
+        return self.total_flops
+
+    @property
+    def backward_macs(self) -> int:
+        """MACs of the backward pass (0 unless ``training``)."""
+        return sum(layer.self_backward_macs for layer in self.layers)
+
+    @property
+    def backward_flops(self) -> int:
+        return sum(layer.self_backward_flops for layer in self.layers)
 
     @property
     def operators(self) -> Mapping[str, OpStats]:
@@ -173,9 +242,22 @@ class ModelReport:
         return self.layers[0].operators if self.layers else {}
 
     @property
+    def backward_operators(self) -> Mapping[str, OpStats]:
+        """Every operator of the backward pass with its calls and cost."""
+        return self.layers[0].backward_operators if self.layers else {}
+
+    @property
     def uncounted_ops(self) -> dict[str, int]:
-        """Operators no formula covered, with how many calls; when not empty the totals are a lower bound."""
-        return {name: stats.uncounted for name, stats in self.operators.items() if stats.uncounted}
+        """Operators no formula covered (forward, backward and optimizer step), with how many
+        calls; when not empty the totals are a lower bound."""
+        found: dict[str, int] = {}
+        for operators in (self.operators, self.backward_operators):
+            for name, stats in operators.items():
+                if stats.uncounted:
+                    found[name] = found.get(name, 0) + stats.uncounted
+        for name, calls in self.optimizer_uncounted.items():
+            found[name] = found.get(name, 0) + calls
+        return found
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -224,7 +306,14 @@ class ModelReport:
                 "buffer_bytes": self.buffer_bytes,
                 "macs": self.total_macs,
                 "flops": self.total_flops,
+                "backward_macs": self.backward_macs,
+                "backward_flops": self.backward_flops,
+                "optimizer_macs": self.optimizer_macs,
+                "optimizer_flops": self.optimizer_flops,
             },
+            "training": self.training,
+            "optimizer": self.optimizer,
+            "memory": self.memory.to_dict(),
             "unused_modules": list(self.unused_modules),
             "lazy_modules": list(self.lazy_modules),
             "uncounted_ops": self.uncounted_ops,

@@ -7,6 +7,7 @@ import contextlib
 import copy
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,10 +21,13 @@ from .errors import ForwardError, InputError, TorchtallyError, describe_module
 from .formulas.registry import Formula, OpLike, per_call_registry
 from .formulas.resolve import CostModel
 from .guard import ModelState
+from .memory import RunMemory
+from .optim import OptimizerFactory, OptimizerSpec, optimizer_factory, optimizer_step
 from .inputs import DtypeSpec, InputPlan, InputSize, model_device, model_float_dtype
 from .params import ParameterIndex, has_lazy_tensors
 from .report import ModelReport
-from .structures import describe_specs
+from .structures import describe_specs, iter_tensors
+from .training import LossFn, backward_targets, stand_in_parameters
 from .tracking import ModuleTracker
 from .tree import ModuleNode, module_tree
 
@@ -110,6 +114,24 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What a training analysis adds to the forward."""
+
+    loss_fn: LossFn | None
+    optimizer_name: str | None
+    optimizer: OptimizerFactory | None
+
+
+def _measured_cuda_peak(device: torch.device, before: int | None) -> int | None:
+    """The peak allocated during a real CUDA run, read without resetting the user's statistics:
+    known only when the run set a new high-water mark."""
+    if before is None:
+        return None
+    after = int(torch.cuda.max_memory_allocated(device))
+    return after if after > before else None
+
+
 def _run_once(
     model: nn.Module,
     plan: InputPlan,
@@ -119,6 +141,7 @@ def _run_once(
     *,
     fake: bool,
     fallback_reason: str | None,
+    training: TrainingPlan | None,
 ) -> ModelReport:
     nodes = module_tree(model)
     index = ParameterIndex(nodes)
@@ -129,25 +152,47 @@ def _run_once(
     # device (fused attention, RNN and multi-head-attention fast paths exist for the CPU, not
     # for meta), so this counts what a real CPU run would execute.
     run_device = torch.device("cpu") if fake and device.type == "meta" else device
+    figures = RunMemory()
+    cuda_before = None if fake or device.type != "cuda" else int(torch.cuda.max_memory_allocated(device))
+    counting: CountingMode | None = None
     try:
         if not fake:
             state.copy_buffers()
         if mode != "same":
             model.train(mode == "train")
-        with torch.no_grad():
+        with torch.enable_grad() if training is not None else torch.no_grad():
             fakes = FakeConverter(fake_mode, meta_as=run_device) if fake_mode is not None else None
             try:
-                args, kwargs = plan.materialize(run_device, fakes)
+                with torch.no_grad():
+                    args, kwargs = plan.materialize(run_device, fakes)
             except (RuntimeError, TypeError, ValueError) as exc:
                 raise InputError(f"could not create the inputs on {device}: {exc}") from exc
+            stand_ins = stand_in_parameters(nodes, index, fakes) if training is not None else []
             counting = CountingMode(tracker, cost_model, index, fakes, None if fake else state)
+            live = counting.live
             tracker.attach()
             with contextlib.ExitStack() as modes:
                 if fake_mode is not None:
                     modes.enter_context(_silenced(fake_tensor.log))
                     modes.enter_context(fake_mode)
                 modes.enter_context(counting)
-                model(*args, **kwargs)
+                with tracker.autograd_nodes_labelled() if training is not None else contextlib.nullcontext():
+                    output = model(*args, **kwargs)
+                figures.forward_peak, figures.forward_end = live.peak, live.current
+                figures.outputs = live.bytes_of(iter_tensors(output))
+                if training is not None:
+                    tracker.in_backward = True
+                    live.reset_peak()
+                    targets, seeds = backward_targets(output, training.loss_fn)
+                    torch.autograd.backward(targets, seeds)
+                    del targets, seeds
+                    figures.backward_peak, figures.backward_end = live.peak, live.current
+                    grads = [(p, p.grad) for p in stand_ins if p.grad is not None]
+                    figures.gradients = sum(g.numel() * g.element_size() for _, g in grads)
+                del output
+            if training is not None and training.optimizer is not None:
+                # Outside the run's modes: the step runs in a fake mode of its own.
+                figures.step = optimizer_step(training.optimizer, grads, cost_model)
     except TorchtallyError:
         raise
     except Exception as exc:
@@ -155,19 +200,26 @@ def _run_once(
         where = describe_module(node.name, type(node.module).__name__)
         if fake and _is_fake_limitation(exc):
             raise _NeedsRealRun(f"{where} needs real values, which fake tensors do not have ({_first_line(exc)})") from exc
+        if tracker.in_backward:
+            raise TorchtallyError(f"the backward pass failed ({type(exc).__name__}: {exc})") from exc
         raise ForwardError(node.name, type(node.module).__name__, shapes, f"{type(exc).__name__}: {exc}") from exc
     finally:
+        if counting is not None:
+            counting.live.stop()
         tracker.detach()
         state.restore()
+    figures.measured_peak = _measured_cuda_peak(device, cuda_before)
     return build_report(
         type(model).__name__,
         nodes,
         tracker.records,
         index,
+        figures,
         execution="fake" if fake else "real",
         fallback_reason=fallback_reason,
         mode=mode,
         device=str(device),
+        optimizer=training.optimizer_name if training is not None else None,
     )
 
 
@@ -178,8 +230,11 @@ def analyze(
     input_data: Any = None,
     dtypes: DtypeSpec = None,
     device: str | torch.device | None = None,
-    mode: str = "eval",
+    mode: str | None = None,
     run: str = "auto",
+    training: bool = False,
+    optimizer: OptimizerSpec | None = None,
+    loss_fn: LossFn | None = None,
     formulas: Mapping[OpLike, Formula] | None = None,
     forward_kwargs: Mapping[str, Any] | None = None,
     **kwargs: Any,
@@ -195,16 +250,33 @@ def analyze(
         dtypes: dtype per input of ``input_size`` (e.g. ``[torch.long]`` for token ids);
             floating inputs default to the model's own floating dtype.
         device: where the inputs go; defaults to the model's device. The model is never moved.
-        mode: ``"eval"`` (default), ``"train"`` or ``"same"`` (leave the flags as they are).
+        mode: ``"eval"`` (the default for inference), ``"train"`` (the default with
+            ``training=True``) or ``"same"`` (leave the modules' flags as they are).
         run: ``"auto"`` (fake tensors, falling back to a real run when the model needs real
             values), ``"fake"`` (never compute) or ``"real"``.
+        training: also run the backward pass (from ``loss_fn``, the output's ``loss``, or a
+            gradient of ones for each output) and report its cost and a training step's memory.
+        optimizer: with ``training``, the optimizer whose state and step to include: a name
+            (``"sgd"``, ``"sgd-momentum"``, ``"adam"``, ``"adamw"``, …) or a callable that
+            builds one from a parameter list (``functools.partial(torch.optim.SGD, lr=0.1)``).
+        loss_fn: with ``training``, turns the model's output into the loss to differentiate.
         formulas: extra cost formulas for this call only, ``{op: formula}``.
         forward_kwargs / **kwargs: keyword arguments passed on to ``model.forward``.
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    mode = _choice(mode, MODES, "mode")
+    if not isinstance(training, bool):
+        raise InputError(f"training must be True or False; got {training!r}")
+    if not training and (optimizer is not None or loss_fn is not None):
+        raise InputError("optimizer= and loss_fn= describe a training step: pass training=True with them")
+    if loss_fn is not None and not callable(loss_fn):
+        raise InputError(f"loss_fn must be a callable taking the model's output; got {loss_fn!r}")
+    mode = _choice(("train" if training else "eval") if mode is None else mode, MODES, "mode")
     run = _choice(run, RUNS, "run")
+    plan_training = None
+    if training:
+        name, factory = optimizer_factory(optimizer) if optimizer is not None else (None, None)
+        plan_training = TrainingPlan(loss_fn, name, factory)
     cost_model = CostModel(per_call_registry(formulas))
     target = model
     fallback_reason = None
@@ -228,7 +300,9 @@ def analyze(
     )
     if run != "real":
         try:
-            return _run_once(target, plan, run_device, mode, cost_model, fake=True, fallback_reason=None)
+            return _run_once(
+                target, plan, run_device, mode, cost_model, fake=True, fallback_reason=None, training=plan_training
+            )
         except _NeedsRealRun as limit:
             if run == "fake":
                 raise TorchtallyError(f"the model cannot run on fake tensors: {limit}; use run='auto' or 'real'") from limit.__cause__
@@ -246,4 +320,6 @@ def analyze(
                 raise
             where = describe_module(failure.module_path, failure.module_type)
             fallback_reason = f"the fake run failed in {where} ({failure.reason.splitlines()[0]})"
-    return _run_once(target, plan, run_device, mode, cost_model, fake=False, fallback_reason=fallback_reason)
+    return _run_once(
+        target, plan, run_device, mode, cost_model, fake=False, fallback_reason=fallback_reason, training=plan_training
+    )

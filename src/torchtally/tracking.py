@@ -11,15 +11,20 @@ the parent module (the module's own forward is what is timed and counted)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
+
+import torch
 
 from .formulas.registry import Cost
 from .structures import TensorSpec, tensor_specs
 from .tree import ModuleNode
 
 _MISSING = object()
+# Key under which an autograd node remembers the row of the module whose forward created it.
+_ROW = "torchtally.row"
 
 
 @dataclass
@@ -44,6 +49,11 @@ class ModuleRecord:
     macs: int = 0
     flops: int = 0
     ops: dict[str, OpTally] = field(default_factory=dict)
+    # The backward pass of a training run: operators autograd ran for the nodes this module's
+    # forward created.
+    backward_macs: int = 0
+    backward_flops: int = 0
+    backward_ops: dict[str, OpTally] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,7 @@ class ModuleTracker:
         self.nodes = nodes
         self.records = [ModuleRecord() for _ in nodes]
         self.stack: list[int] = []
+        self.in_backward = False
         self._patched: list[tuple[Any, object]] = []  # (module, its own instance `forward` or _MISSING)
         # id(exception) -> (exception, innermost module it left); the exception is kept so its id stays unique
         self._failures: dict[int, tuple[BaseException, Failure]] = {}
@@ -106,20 +117,55 @@ class ModuleTracker:
         """The module running now (the root when none is)."""
         return self.stack[-1] if self.stack else 0
 
+    @contextlib.contextmanager
+    def autograd_nodes_labelled(self) -> Iterator[None]:
+        """While active, every autograd node created remembers the module running then, so
+        the backward pass can charge its operators to that module."""
+        push = getattr(torch._C._autograd, "_push_node_creation_hook", None)
+        pop = getattr(torch._C._autograd, "_pop_node_creation_hook", None)
+        if push is None or pop is None:  # a torch without the hook: backward is charged to the root
+            yield
+            return
+        push(self._label_node)
+        try:
+            yield
+        finally:
+            pop()
+
+    def _label_node(self, node: Any) -> None:
+        node.metadata.setdefault(_ROW, self.innermost)
+
+    def _backward_row(self) -> int:
+        node: Any = torch._C._current_autograd_node()
+        if node is None:
+            return 0  # outside autograd's engine (e.g. creating the gradient of the output)
+        row = node.metadata.get(_ROW, 0)
+        return row if isinstance(row, int) else 0
+
     def record_op(self, name: str, cost: Cost | None) -> None:
-        """Charge one operator call to the innermost running module."""
-        record = self.records[self.innermost]
-        tally = record.ops.get(name)
+        """Charge one operator call to the innermost running module (in the backward pass: to
+        the module whose forward created the autograd node being run)."""
+        if self.in_backward:
+            record = self.records[self._backward_row()]
+            ops = record.backward_ops
+        else:
+            record = self.records[self.innermost]
+            ops = record.ops
+        tally = ops.get(name)
         if tally is None:
-            tally = record.ops[name] = OpTally()
+            tally = ops[name] = OpTally()
         tally.calls += 1
         if cost is None:
             tally.uncounted += 1
             return
-        record.macs += cost.macs
-        record.flops += cost.flops
         tally.macs += cost.macs
         tally.flops += cost.flops
+        if self.in_backward:
+            record.backward_macs += cost.macs
+            record.backward_flops += cost.flops
+        else:
+            record.macs += cost.macs
+            record.flops += cost.flops
 
     def failure_for(self, exception: BaseException) -> Failure | None:
         """Where ``exception`` started: the deepest exception of its ``raise ... from`` chain that

@@ -51,8 +51,9 @@ for _namespace_op in ("device", "layout", "dtype"):
 
 
 def is_data_movement(func: OpOverload) -> bool:
-    """Views and in-place view changes, recognised from the operator's schema and tags."""
-    if func.is_view or torch.Tag.inplace_view in func.tags:
+    """Views and in-place view changes, recognised from the operator's schema and tags; and
+    the profiler's markers (``record_function`` regions, which optimizers open)."""
+    if func.is_view or torch.Tag.inplace_view in func.tags or func.namespace == "profiler":
         return True
     # `*_copy` variants of views (view_copy, permute_copy, ...) copy instead of aliasing.
     return torch.Tag.view_copy in func.tags

@@ -11,7 +11,7 @@ from ..structures import TensorSpec
 from .units import binary_bytes, decimal, shape_text, with_commas
 
 HEADERS = ("Layer (type)", "Input Shape", "Output Shape", "Param #", "MACs", "FLOPs")
-RIGHT_ALIGNED = {3, 4, 5}
+TRAINING_HEADERS = ("Bwd MACs", "Bwd FLOPs")  # added when the backward pass was analysed
 EMPTY = "--"
 
 
@@ -50,14 +50,23 @@ def _label(report: ModelReport, index: int) -> str:
     return _tree_prefix(report, index) + text
 
 
-def _subtree_totals(report: ModelReport) -> list[tuple[int, int, int]]:
-    """(params, MACs, FLOPs) of each row's whole subtree."""
-    totals = [(layer.params, layer.self_macs, layer.self_flops) for layer in report.layers]
+def _own_numbers(layer: LayerReport) -> tuple[int, ...]:
+    """Params, MACs, FLOPs, backward MACs, backward FLOPs the row holds itself."""
+    return (layer.params, layer.self_macs, layer.self_flops, layer.self_backward_macs, layer.self_backward_flops)
+
+
+def _subtree_totals(report: ModelReport) -> list[tuple[int, ...]]:
+    """`_own_numbers` summed over each row's whole subtree."""
+    totals = [_own_numbers(layer) for layer in report.layers]
     for index in range(len(report.layers) - 1, -1, -1):  # children come after their parent
         parent = report.layers[index].parent
         if parent is not None:
-            totals[parent] = tuple(a + b for a, b in zip(totals[parent], totals[index]))  # type: ignore[assignment]
+            totals[parent] = tuple(a + b for a, b in zip(totals[parent], totals[index]))
     return totals
+
+
+def _count(value: int) -> str:
+    return with_commas(value) if value else EMPTY
 
 
 def _param_cell(layer: LayerReport, params: int) -> str:
@@ -75,18 +84,34 @@ def _rows(report: ModelReport, depth: int) -> list[tuple[str, ...]]:
         if layer.depth > depth:
             continue
         folded = layer.depth == depth and not layer.is_leaf
-        params, macs, flops = subtree[index] if folded else (layer.params, layer.self_macs, layer.self_flops)
-        rows.append(
-            (
-                _label(report, index),
-                _shapes(layer.inputs),
-                _shapes(layer.outputs),
-                _param_cell(layer, params),
-                with_commas(macs) if macs else EMPTY,
-                with_commas(flops) if flops else EMPTY,
-            )
-        )
+        params, macs, flops, backward_macs, backward_flops = subtree[index] if folded else _own_numbers(layer)
+        row: tuple[str, ...] = (_label(report, index), _shapes(layer.inputs), _shapes(layer.outputs), _param_cell(layer, params), _count(macs), _count(flops))
+        if report.training:
+            row += (_count(backward_macs), _count(backward_flops))
+        rows.append(row)
     return rows
+
+
+def _memory_lines(report: ModelReport) -> list[str]:
+    memory = report.memory
+    lines = [
+        f"Memory: params {binary_bytes(memory.parameters)}, buffers {binary_bytes(memory.buffers)}, "
+        f"inputs {binary_bytes(memory.inputs)}, outputs {binary_bytes(memory.outputs)}",
+        f"Activations (every leaf module's outputs): {binary_bytes(memory.activations)}",
+    ]
+    if memory.saved_for_backward is not None:
+        lines.append(f"Saved for backward: {binary_bytes(memory.saved_for_backward)}")
+    if memory.gradients is not None:
+        lines.append(f"Gradients: {binary_bytes(memory.gradients)}")
+    if memory.optimizer_state is not None:
+        lines.append(f"Optimizer state ({report.optimizer}): {binary_bytes(memory.optimizer_state)}")
+    peak = f"Peak memory (estimated from tensor lifetimes): {binary_bytes(memory.peak)}"
+    if report.training:
+        peak += f", reached in the {memory.peak_phase}" + (" (steady-state step)" if memory.optimizer_state is not None else "")
+    lines.append(peak)
+    if memory.measured_peak is not None:
+        lines.append(f"Measured peak (torch.cuda.max_memory_allocated): {binary_bytes(memory.measured_peak)}")
+    return lines
 
 
 def _footer(report: ModelReport) -> list[str]:
@@ -105,8 +130,20 @@ def _footer(report: ModelReport) -> list[str]:
         lines.append("Lazy modules (materialised on a copy for the run): " + ", ".join(report.lazy_modules))
     if report.total_buffers:
         lines.append(f"Buffers: {with_commas(report.total_buffers)} ({binary_bytes(report.buffer_bytes)})")
-    lines.append(f"Total MACs: {decimal(report.total_macs)} ({with_commas(report.total_macs)})")
-    lines.append(f"Total FLOPs: {decimal(report.total_flops)} ({with_commas(report.total_flops)})")
+    if report.training:
+        for label, value in (
+            ("Forward MACs", report.forward_macs),
+            ("Forward FLOPs", report.forward_flops),
+            ("Backward MACs", report.backward_macs),
+            ("Backward FLOPs", report.backward_flops),
+        ):
+            lines.append(f"{label}: {decimal(value)} ({with_commas(value)})")
+        if report.optimizer is not None:
+            lines.append(f"Optimizer step FLOPs ({report.optimizer}): {decimal(report.optimizer_flops)} ({with_commas(report.optimizer_flops)})")
+    else:
+        lines.append(f"Total MACs: {decimal(report.total_macs)} ({with_commas(report.total_macs)})")
+        lines.append(f"Total FLOPs: {decimal(report.total_flops)} ({with_commas(report.total_flops)})")
+    lines.extend(_memory_lines(report))
     uncounted = report.uncounted_ops
     if uncounted:
         listed = ", ".join(f"{name} x{calls}" for name, calls in sorted(uncounted.items()))
@@ -122,13 +159,15 @@ def _footer(report: ModelReport) -> list[str]:
 
 def render_tree(report: ModelReport, depth: int = 3) -> str:
     rows = _rows(report, depth)
-    widths = [max(len(HEADERS[c]), *(len(row[c]) for row in rows)) for c in range(len(HEADERS))]
+    headers = HEADERS + (TRAINING_HEADERS if report.training else ())
+    widths = [max(len(headers[c]), *(len(row[c]) for row in rows)) for c in range(len(headers))]
 
     def line(cells: tuple[str, ...]) -> str:
-        parts = [cell.rjust(w) if c in RIGHT_ALIGNED else cell.ljust(w) for c, (cell, w) in enumerate(zip(cells, widths))]
+        # Text columns (name, shapes) align left, numbers right.
+        parts = [cell.rjust(w) if c >= 3 else cell.ljust(w) for c, (cell, w) in enumerate(zip(cells, widths))]
         return "  ".join(parts).rstrip()
 
     width = sum(widths) + 2 * (len(widths) - 1)
     rule = "=" * width
-    out = [rule, line(HEADERS), rule, *(line(row) for row in rows), rule, *_footer(report), rule]
+    out = [rule, line(headers), rule, *(line(row) for row in rows), rule, *_footer(report), rule]
     return "\n".join(out)

@@ -1,0 +1,138 @@
+"""Following tensor memory through a run: which storages are alive, and the most that ever
+were at once.
+
+An operator that returns a tensor on a storage none of its arguments had has allocated
+that storage; the storage is released when the last tensor (or autograd's saved copy)
+referring to it dies, which a weak reference to the storage tells us. Views and in-place
+results share their argument's storage and allocate nothing. The same rules hold for fake
+tensors, whose storages live and die exactly as the real ones would, so a fake run gives
+the live-set of a real one without allocating it.
+
+Parameters, buffers and inputs exist before the run and are not followed here; the
+orchestrator adds their bytes as the base of every figure."""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch._ops import OpOverload
+
+if TYPE_CHECKING:
+    from .optim import StepCost
+
+# Operators whose result shares a storage with an argument without the schema saying so.
+_UNDECLARED_ALIASES = frozenset({"_unsafe_view", "_reshape_alias"})
+
+
+def _may_alias(func: OpOverload) -> bool:
+    """Whether a result of ``func`` can live on an argument's storage (views, in-place and
+    ``out=`` operators); other operators always return new storages."""
+    if func.overloadpacket.__name__ in _UNDECLARED_ALIASES:
+        return True
+    return any(ret.alias_info is not None for ret in func._schema.returns)
+
+
+def _tensors(value: Any) -> Iterable[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if isinstance(item, torch.Tensor):
+                yield item
+
+
+class LiveSet:
+    """The storages allocated by operators during a run that are still alive, in bytes."""
+
+    def __init__(self) -> None:
+        self._live: dict[int, tuple[weakref.ref[Any], int]] = {}  # storage key -> (weak ref, bytes)
+        self._aliasing: dict[OpOverload, bool] = {}
+        self.current = 0  # bytes alive now
+        self.peak = 0  # the most bytes alive at once since the last `reset_peak`
+        self.allocated = 0  # bytes allocated in total
+
+    def after_op(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        aliasing = self._aliasing.get(func)
+        if aliasing is None:
+            aliasing = self._aliasing[func] = _may_alias(func)
+        known: set[int] | None = None
+        for tensor in _tensors(out):
+            try:
+                storage = tensor.untyped_storage()
+            except (RuntimeError, NotImplementedError):
+                continue  # sparse, nested and other tensors without one plain storage
+            key = storage._cdata
+            if key in self._live:
+                continue
+            if aliasing:
+                if known is None:
+                    known = self._storages_of(args, kwargs)
+                if key in known:
+                    continue
+            self._allocate(storage, key)
+
+    @staticmethod
+    def _storages_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> set[int]:
+        keys = set()
+        for value in (*args, *kwargs.values()):
+            for tensor in _tensors(value):
+                try:
+                    keys.add(tensor.untyped_storage()._cdata)
+                except (RuntimeError, NotImplementedError):
+                    pass
+        return keys
+
+    def _allocate(self, storage: Any, key: int) -> None:
+        size = int(storage.nbytes())
+        self._live[key] = (weakref.ref(storage, functools.partial(self._release, key)), size)
+        self.allocated += size
+        self.current += size
+        if self.current > self.peak:
+            self.peak = self.current
+
+    def _release(self, key: int, _ref: Any = None) -> None:
+        entry = self._live.pop(key, None)
+        if entry is not None:
+            self.current -= entry[1]
+
+    def bytes_of(self, tensors: Iterable[torch.Tensor]) -> int:
+        """Bytes of the followed storages these tensors live on (each storage once)."""
+        seen: set[int] = set()
+        total = 0
+        for tensor in tensors:
+            try:
+                key = tensor.untyped_storage()._cdata
+            except (RuntimeError, NotImplementedError):
+                continue
+            entry = self._live.get(key)
+            if entry is not None and key not in seen:
+                seen.add(key)
+                total += entry[1]
+        return total
+
+    def reset_peak(self) -> None:
+        self.peak = self.current
+
+    def stop(self) -> None:
+        """Stop following: drop the weak references (their callbacks must not outlive the run)."""
+        self._live.clear()
+
+
+@dataclass
+class RunMemory:
+    """What the live set showed at the phases of a run, in bytes of storages allocated by
+    operators (the parameters, buffers and inputs that existed before are not included)."""
+
+    forward_peak: int = 0  # the most alive at once during the forward
+    forward_end: int = 0  # alive when the forward returned: its outputs, and in training what autograd saved
+    outputs: int = 0  # of which the model's outputs
+    backward_peak: int | None = None
+    backward_end: int | None = None  # alive after backward: the gradients (and the outputs, still held)
+    gradients: int | None = None
+    step: StepCost | None = None
+    measured_peak: int | None = None  # measured on a CUDA device (a real run), including everything allocated

@@ -1,0 +1,128 @@
+"""The optimizer's share of a training step: its state, its arithmetic and the memory its
+step needs, from running PyTorch's own optimizer once on fake copies of the parameters
+and gradients (so nothing real is computed, allocated or written)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Union
+
+import torch
+from torch._ops import OpOverload
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._mode_utils import no_dispatch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from .errors import InputError
+from .formulas.resolve import CostModel
+from .memory import LiveSet
+
+OptimizerFactory = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
+OptimizerSpec = Union[str, OptimizerFactory]
+
+# The optimizers named by a string. Learning rates do not change what a step costs.
+OPTIMIZERS: dict[str, OptimizerFactory] = {
+    "sgd": functools.partial(torch.optim.SGD, lr=0.01),
+    "sgd-momentum": functools.partial(torch.optim.SGD, lr=0.01, momentum=0.9),
+    "sgd-nesterov": functools.partial(torch.optim.SGD, lr=0.01, momentum=0.9, nesterov=True),
+    "adam": torch.optim.Adam,
+    "adam-amsgrad": functools.partial(torch.optim.Adam, amsgrad=True),
+    "adamw": torch.optim.AdamW,
+    "adamw-amsgrad": functools.partial(torch.optim.AdamW, amsgrad=True),
+    "rmsprop": torch.optim.RMSprop,
+    "rmsprop-momentum": functools.partial(torch.optim.RMSprop, momentum=0.9),
+    "adagrad": torch.optim.Adagrad,
+}
+
+
+def optimizer_factory(spec: OptimizerSpec) -> tuple[str, OptimizerFactory]:
+    """A name for the report and a way to build the optimizer, from a name in OPTIMIZERS or
+    a callable taking a parameter list (an optimizer class, a ``functools.partial``)."""
+    if isinstance(spec, str):
+        factory = OPTIMIZERS.get(spec.lower())
+        if factory is None:
+            raise InputError(f"optimizer must be one of {', '.join(repr(k) for k in OPTIMIZERS)} or a callable; got {spec!r}")
+        return spec.lower(), factory
+    if callable(spec):
+        name = getattr(spec, "__name__", None) or getattr(getattr(spec, "func", None), "__name__", None) or repr(spec)
+        return str(name), spec
+    raise InputError(f"optimizer must be a name ({', '.join(OPTIMIZERS)}) or a callable returning an optimizer; got {spec!r}")
+
+
+@dataclass(frozen=True)
+class StepCost:
+    state_bytes: int  # tensors the optimizer keeps between steps
+    step_peak: int  # the most bytes its step allocated at once (its state included)
+    macs: int
+    flops: int
+    uncounted: dict[str, int]
+
+
+class _StepMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
+    def __init__(self, cost_model: CostModel) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.cost_model = cost_model
+        self.live = LiveSet()
+        self.macs = self.flops = 0
+        self.uncounted: dict[str, int] = {}
+
+    def __torch_dispatch__(self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        cost = self.cost_model.cost(func, args, kwargs, out)
+        if cost is None:
+            name = str(func.overloadpacket)
+            self.uncounted[name] = self.uncounted.get(name, 0) + 1
+        else:
+            self.macs += cost.macs
+            self.flops += cost.flops
+        self.live.after_op(func, args, kwargs, out)
+        return out
+
+
+def _fake_like(fake_mode: FakeTensorMode, tensor: torch.Tensor, requires_grad: bool) -> torch.Tensor:
+    with no_dispatch():
+        meta = torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype, device="meta")
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    fake = FakeTensor(fake_mode, meta, tensor.device if tensor.device.type != "meta" else torch.device("cpu"))
+    return fake.requires_grad_(requires_grad)
+
+
+def optimizer_step(
+    factory: OptimizerFactory, params_with_grads: Iterable[tuple[torch.Tensor, torch.Tensor]], cost_model: CostModel
+) -> StepCost:
+    """Run one step of the optimizer on fake parameters shaped like ``params_with_grads``."""
+    fake_mode = FakeTensorMode()
+    pairs = list(params_with_grads)
+    params = []
+    for param, grad in pairs:
+        fake = torch.nn.Parameter(_fake_like(fake_mode, param, True))
+        fake.grad = _fake_like(fake_mode, grad, False)
+        params.append(fake)
+    if not params:
+        return StepCost(0, 0, 0, 0, {})
+    counting = _StepMode(cost_model)
+    try:
+        with fake_mode:
+            optimizer = factory(params)
+            if not isinstance(optimizer, torch.optim.Optimizer):
+                raise InputError(f"the optimizer callable returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
+            with counting, torch.no_grad():
+                optimizer.step()
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"the optimizer's step failed on the model's parameters ({type(exc).__name__}: {exc})") from exc
+    state_bytes = 0
+    seen: set[int] = set()
+    for state in optimizer.state.values():
+        for value in state.values():
+            if isinstance(value, torch.Tensor) and id(value) not in seen:
+                seen.add(id(value))
+                state_bytes += value.numel() * value.element_size()
+    peak = counting.live.peak
+    counting.live.stop()
+    return StepCost(state_bytes, peak, counting.macs, counting.flops, counting.uncounted)

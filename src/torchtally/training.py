@@ -1,0 +1,71 @@
+"""What a training run adds to a forward: parameters that can take gradients without the
+user's parameters ever receiving one, and the tensors the backward pass starts from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import InputError
+from .fakes import FakeConverter
+from .params import ParameterIndex
+from .structures import iter_tensors
+from .tree import ModuleNode
+
+LossFn = Callable[[Any], torch.Tensor]
+
+
+def stand_in_parameters(nodes: list[ModuleNode], index: ParameterIndex, fakes: FakeConverter | None) -> list[nn.Parameter]:
+    """Put a stand-in in every parameter slot for the run, and return the stand-ins.
+
+    Backward accumulates gradients into the leaf tensors the forward used; if those were the
+    user's parameters their ``.grad`` would be written. A stand-in is a fake twin (fake run)
+    or a detached alias sharing the data (real run, no copy), a leaf with the parameter's
+    ``requires_grad``. A parameter held in two slots (tied weights) gets one stand-in. The
+    model state guard puts the user's parameters back in their slots afterwards."""
+    made: dict[int, nn.Parameter] = {}
+    for node in nodes:
+        slots = node.module._parameters
+        for name, param in list(slots.items()):
+            if param is None:
+                continue
+            stand_in = made.get(id(param))
+            if stand_in is None:
+                data = fakes.tensor(param) if fakes is not None else param.detach()
+                stand_in = nn.Parameter(data, requires_grad=param.requires_grad)
+                made[id(param)] = stand_in
+                index.add_stand_in(param, stand_in)
+            slots[name] = stand_in
+        refresh = getattr(node.module, "_init_flat_weights", None)
+        if callable(refresh):  # RNNs keep their own list of their weights
+            refresh()
+    return list(made.values())
+
+
+def backward_targets(output: Any, loss_fn: LossFn | None) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+    """The tensors backward starts from, and their incoming gradients.
+
+    A ``loss_fn(output)`` gives the loss; else an output with a ``loss`` (Hugging Face models
+    given labels) is used; else every floating output that requires grad is differentiated
+    with a gradient of ones (what a loss's gradient costs to hold, without assuming a loss)."""
+    if loss_fn is not None:
+        loss = loss_fn(output)
+        if not isinstance(loss, torch.Tensor):
+            raise InputError(f"loss_fn must return a tensor; it returned {type(loss).__name__}")
+        if not loss.requires_grad:
+            raise InputError("the tensor loss_fn returned does not require grad: nothing to differentiate")
+        return [loss], [None if loss.dim() == 0 else torch.ones_like(loss)]
+    given = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
+    if isinstance(given, torch.Tensor) and given.requires_grad and given.dim() == 0:
+        return [given], [None]
+    unique = {id(t): t for t in iter_tensors(output)}
+    targets = [t for t in unique.values() if t.requires_grad and t.is_floating_point()]
+    if not targets:
+        raise InputError(
+            "training=True, but no output of the model requires grad (are all parameters frozen, "
+            "and do the inputs not require grad?): there is no backward pass to analyse"
+        )
+    return targets, [torch.ones_like(t) for t in targets]
