@@ -96,6 +96,7 @@ def build_report(
     index: ParameterIndex,
     figures: RunMemory,
     *,
+    routed: list[tuple[int, int]],
     execution: str,
     fallback_reason: str | None,
     mode: str,
@@ -175,6 +176,10 @@ def build_report(
         lazy_modules=tuple(layer.name for layer in layers if layer.lazy),
         training=training,
         optimizer=optimizer,
+        routed_params=sum(numel for numel, _ in routed),
+        active_params=(
+            sum(layer.used_params for layer in layers) - sum(numel - share for numel, share in routed) if routed else None
+        ),
         optimizer_macs=step.macs if step is not None else 0,
         optimizer_flops=step.flops if step is not None else 0,
         optimizer_uncounted=dict(step.uncounted) if step is not None else {},

@@ -13,14 +13,16 @@ from typing import Any
 import torch
 from torch._ops import OpOverload
 from torch._subclasses.fake_tensor import FakeTensor
+from torch.nn.parameter import is_lazy
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .fakes import FakeConverter
+from .fakes import FakeConverter, lenient_result
 from .formulas.resolve import CostModel
 from .guard import ModelState
 from .memory import LiveSet
 from .params import ParameterIndex
 from .replay import ResultReplay
+from .routing import WeightUse
 from .tracking import ModuleTracker
 
 
@@ -46,6 +48,15 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.replay = ResultReplay(fakes.fake_mode) if fakes is not None else None
         self.state = state
         self.live = LiveSet()
+        self.weights = WeightUse()
+        if fakes is not None:
+            for real, fake in fakes.twins():  # made before the run (a training run's stand-ins)
+                self._new_twin(real, fake)
+            fakes.on_new_twin = self._new_twin
+        else:
+            for param in index.parameters():
+                if param.device.type != "meta" and not is_lazy(param):
+                    self.weights.add_weight(id(param), param, param.numel())
         self._names: dict[OpOverload, str] = {}
 
     def __torch_dispatch__(self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
@@ -63,7 +74,12 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             key = self.replay.key(func, args, kwargs)
             out = self.replay.replay(key, args) if key is not None else None
             if out is None:
-                out = func(*args, **kwargs)
+                try:
+                    out = func(*args, **kwargs)
+                except RuntimeError:
+                    out = lenient_result(func, args, kwargs)
+                    if out is None:
+                        raise
                 if key is not None:
                     self.replay.remember(key, func, out)
         else:
@@ -73,9 +89,17 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         name = self._names.get(func)
         if name is None:
             name = self._names[func] = str(func.overloadpacket)
-        self.tracker.record_op(name, self.cost_model.cost(func, args, kwargs, out))
+        cost = self.cost_model.cost(func, args, kwargs, out)
+        self.tracker.record_op(name, cost)
+        if cost is not None and cost.macs and not self.tracker.in_backward:
+            self.weights.after_product(func, args, cost.macs)
         self.live.after_op(func, args, kwargs, out)
         return out
+
+    def _new_twin(self, real: torch.Tensor, fake: FakeTensor) -> None:
+        param_id = self.tracked_ids.get(id(real))
+        if param_id is not None:
+            self.weights.add_weight(param_id, fake, real.numel())
 
     def _note_reads(self, values: Any) -> None:
         tracked = self.tracked_ids

@@ -100,6 +100,10 @@ class ParameterIndex:
         # whose id it maps to (itself, or the parameter a training run stands it in for).
         self.tracked_ids: dict[int, int] = {key: key for key in self.owner}
 
+    def parameters(self) -> list[torch.Tensor]:
+        """Every parameter, once (packed weights excluded)."""
+        return [param for held in self.held for _, param in held.params]
+
     def add_stand_in(self, param: torch.Tensor, stand_in: torch.Tensor) -> None:
         """``stand_in`` takes ``param``'s place in the run: reading it reads ``param``."""
         self._tensors_by_id[id(stand_in)] = stand_in

@@ -173,6 +173,11 @@ class ModelReport:
     optimizer_macs: int = 0  # one optimizer step (not part of any layer)
     optimizer_flops: int = 0
     optimizer_uncounted: Mapping[str, int] = field(default_factory=dict)
+    # Mixture of experts, when the run shows routing: elements of the routed (expert)
+    # parameters, and the parameters one token uses on average (used params, routed ones
+    # counted by their average share). None when nothing was routed.
+    routed_params: int = 0
+    active_params: int | None = None
     display_depth: int = 3  # the depth `print(report)` folds the tree to
 
     # Parameter totals, each counted once by identity.
@@ -301,6 +306,8 @@ class ModelReport:
                 "used_params": self.used_params,
                 "unused_params": self.unused_params,
                 "shared_params": self.shared_params,
+                "routed_params": self.routed_params,
+                "active_params": self.active_params,
                 "param_bytes": self.param_bytes,
                 "buffers": self.total_buffers,
                 "buffer_bytes": self.buffer_bytes,

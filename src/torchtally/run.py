@@ -209,12 +209,19 @@ def _run_once(
         tracker.detach()
         state.restore()
     figures.measured_peak = _measured_cuda_peak(device, cuda_before)
+    assert counting is not None
+    routed = {}  # numel of each routed (expert) parameter -> elements one token uses on average
+    for param in index.parameters():
+        share = counting.weights.active_share(id(param), param.numel())
+        if share is not None:
+            routed[id(param)] = (param.numel(), share)
     return build_report(
         type(model).__name__,
         nodes,
         tracker.records,
         index,
         figures,
+        routed=list(routed.values()),
         execution="fake" if fake else "real",
         fallback_reason=fallback_reason,
         mode=mode,

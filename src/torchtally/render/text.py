@@ -124,6 +124,11 @@ def _footer(report: ModelReport) -> list[str]:
     ]
     if report.shared_params:
         lines.append(f"Shared params: {with_commas(report.shared_params)} (held by several modules, counted once)")
+    if report.active_params is not None:
+        lines.append(
+            f"Active params per token: {with_commas(report.active_params)} "
+            f"(mixture of experts: {with_commas(report.routed_params)} routed expert params count by the share a token uses)"
+        )
     if report.unused_modules:
         lines.append("Modules never called: " + ", ".join(report.unused_modules))
     if report.lazy_modules:
