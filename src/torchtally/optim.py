@@ -54,7 +54,7 @@ def optimizer_factory(spec: OptimizerSpec) -> tuple[str, OptimizerFactory]:
 @dataclass(frozen=True)
 class StepCost:
     state_bytes: int  # tensors the optimizer keeps between steps
-    step_peak: int  # the most bytes its step allocated at once (its state included)
+    step_peak: int  # the most bytes alive at once during a steady-state step (its state included)
     macs: int
     flops: int
     uncounted: dict[str, int]
@@ -81,6 +81,12 @@ class _StepMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.live.after_op(func, args, kwargs, out)
         return out
 
+    def reset(self) -> None:
+        """Start counting afresh (what is alive stays alive)."""
+        self.live.reset_peak()
+        self.macs = self.flops = 0
+        self.uncounted.clear()
+
 
 def _fake_like(fake_mode: FakeTensorMode, tensor: torch.Tensor, requires_grad: bool) -> torch.Tensor:
     with no_dispatch():
@@ -94,7 +100,8 @@ def _fake_like(fake_mode: FakeTensorMode, tensor: torch.Tensor, requires_grad: b
 def optimizer_step(
     factory: OptimizerFactory, params_with_grads: Iterable[tuple[torch.Tensor, torch.Tensor]], cost_model: CostModel
 ) -> StepCost:
-    """Run one step of the optimizer on fake parameters shaped like ``params_with_grads``."""
+    """Run the optimizer on fake parameters shaped like ``params_with_grads``: the cost of a
+    steady-state step (the second; the first creates the state)."""
     fake_mode = FakeTensorMode()
     pairs = list(params_with_grads)
     params = []
@@ -111,6 +118,10 @@ def optimizer_step(
             if not isinstance(optimizer, torch.optim.Optimizer):
                 raise InputError(f"the optimizer callable returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
             with counting, torch.no_grad():
+                # The first step creates the state; the second is a steady-state step, whose
+                # peak has all the state alive at once. Only the second is counted.
+                optimizer.step()
+                counting.reset()
                 optimizer.step()
     except InputError:
         raise
