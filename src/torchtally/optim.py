@@ -4,7 +4,6 @@ and gradients (so nothing real is computed, allocated or written)."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Union
@@ -22,18 +21,29 @@ from .memory import LiveSet
 OptimizerFactory = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
 OptimizerSpec = Union[str, OptimizerFactory]
 
+def _named(cls: Callable[..., torch.optim.Optimizer], **settings: Any) -> OptimizerFactory:
+    """A built-in optimizer as PyTorch runs it by default: on CUDA its multi-tensor
+    (``foreach``) implementation, which the fake parameters would not select by themselves."""
+
+    def build(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        on_cuda = bool(params) and all(p.device.type == "cuda" for p in params)
+        return cls(params, **settings, **({"foreach": True} if on_cuda else {}))
+
+    return build
+
+
 # The optimizers named by a string. Learning rates do not change what a step costs.
 OPTIMIZERS: dict[str, OptimizerFactory] = {
-    "sgd": functools.partial(torch.optim.SGD, lr=0.01),
-    "sgd-momentum": functools.partial(torch.optim.SGD, lr=0.01, momentum=0.9),
-    "sgd-nesterov": functools.partial(torch.optim.SGD, lr=0.01, momentum=0.9, nesterov=True),
-    "adam": torch.optim.Adam,
-    "adam-amsgrad": functools.partial(torch.optim.Adam, amsgrad=True),
-    "adamw": torch.optim.AdamW,
-    "adamw-amsgrad": functools.partial(torch.optim.AdamW, amsgrad=True),
-    "rmsprop": torch.optim.RMSprop,
-    "rmsprop-momentum": functools.partial(torch.optim.RMSprop, momentum=0.9),
-    "adagrad": torch.optim.Adagrad,
+    "sgd": _named(torch.optim.SGD, lr=0.01),
+    "sgd-momentum": _named(torch.optim.SGD, lr=0.01, momentum=0.9),
+    "sgd-nesterov": _named(torch.optim.SGD, lr=0.01, momentum=0.9, nesterov=True),
+    "adam": _named(torch.optim.Adam),
+    "adam-amsgrad": _named(torch.optim.Adam, amsgrad=True),
+    "adamw": _named(torch.optim.AdamW),
+    "adamw-amsgrad": _named(torch.optim.AdamW, amsgrad=True),
+    "rmsprop": _named(torch.optim.RMSprop),
+    "rmsprop-momentum": _named(torch.optim.RMSprop, momentum=0.9),
+    "adagrad": _named(torch.optim.Adagrad),
 }
 
 
