@@ -58,7 +58,7 @@ def _memory(figures: RunMemory, base: tuple[int, int, int], activations: int, tr
     peak, phase = max(candidates, key=lambda candidate: candidate[0])
     return Memory(
         parameters, buffers, inputs, figures.outputs, activations, forward_peak, peak, phase,
-        saved_for_backward=figures.forward_end - figures.outputs,
+        saved_for_backward=figures.forward_end - figures.outputs_alive,
         backward_peak=backward_peak,
         gradients=figures.gradients,
         optimizer_state=state if figures.step is not None else None,
@@ -155,12 +155,7 @@ def build_report(
             )
         )
     training = figures.backward_peak is not None
-    root_inputs = records[0].inputs[0] if records and records[0].inputs else ()
-    base = (
-        sum(layer.param_bytes for layer in layers),
-        sum(layer.buffer_bytes for layer in layers),
-        sum(spec.nbytes for spec in root_inputs),
-    )
+    base = (sum(layer.param_bytes for layer in layers), sum(layer.buffer_bytes for layer in layers), figures.inputs)
     activations = sum(layer.output_bytes for layer in layers if not layer.children)
     step = figures.step
     return ModelReport(

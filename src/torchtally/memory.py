@@ -46,6 +46,20 @@ def _tensors(value: Any) -> Iterable[torch.Tensor]:
                 yield item
 
 
+def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes of the storages these tensors live on, each storage once (a tensor passed twice,
+    or a tensor and its view, hold one storage)."""
+    sizes: dict[int, int] = {}
+    for tensor in tensors:
+        try:
+            storage = tensor.untyped_storage()
+        except (RuntimeError, NotImplementedError):  # nested and sparse tensors: their own size
+            sizes[id(tensor)] = tensor.numel() * tensor.element_size()
+            continue
+        sizes[storage._cdata] = int(storage.nbytes())
+    return sum(sizes.values())
+
+
 class LiveSet:
     """The storages allocated by operators during a run that are still alive, in bytes."""
 
@@ -128,9 +142,11 @@ class RunMemory:
     """What the live set showed at the phases of a run, in bytes of storages allocated by
     operators (the parameters, buffers and inputs that existed before are not included)."""
 
+    inputs: int = 0  # the storages of the model's inputs, each once (they exist before the run)
+    outputs: int = 0  # the storages of the tensors the model returned, each once
     forward_peak: int = 0  # the most alive at once during the forward
     forward_end: int = 0  # alive when the forward returned: its outputs, and in training what autograd saved
-    outputs: int = 0  # of which the model's outputs
+    outputs_alive: int = 0  # of `forward_end`, the model's outputs (not a returned input or parameter)
     backward_peak: int | None = None
     backward_end: int | None = None  # alive after backward: the gradients (and the outputs, still held)
     gradients: int | None = None

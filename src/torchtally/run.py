@@ -21,13 +21,13 @@ from .errors import ForwardError, InputError, TorchtallyError, describe_module
 from .formulas.registry import Formula, OpLike, per_call_registry
 from .formulas.resolve import CostModel
 from .guard import ModelState
-from .memory import RunMemory
+from .memory import RunMemory, storage_bytes
 from .optim import OptimizerFactory, OptimizerSpec, optimizer_factory, optimizer_step
 from .inputs import DtypeSpec, InputPlan, InputSize, model_device, model_float_dtype
 from .params import ParameterIndex, has_lazy_tensors
 from .report import ModelReport
 from .structures import describe_specs, iter_tensors
-from .training import LossFn, backward_targets, stand_in_parameters
+from .training import LossFn, backward_targets, seed_gradients, stand_in_parameters
 from .tracking import ModuleTracker
 from .tree import ModuleNode, module_tree
 
@@ -178,12 +178,16 @@ def _run_once(
                 modes.enter_context(counting)
                 with tracker.autograd_nodes_labelled() if training is not None else contextlib.nullcontext():
                     output = model(*args, **kwargs)
+                    if training is not None:  # a loss_fn's work is forward work
+                        targets = backward_targets(output, training.loss_fn)
                 figures.forward_peak, figures.forward_end = live.peak, live.current
-                figures.outputs = live.bytes_of(iter_tensors(output))
+                figures.inputs = storage_bytes(iter_tensors((args, kwargs)))
+                figures.outputs = storage_bytes(iter_tensors(output))
+                figures.outputs_alive = live.bytes_of(iter_tensors(output))
                 if training is not None:
                     tracker.in_backward = True
                     live.reset_peak()
-                    targets, seeds = backward_targets(output, training.loss_fn)
+                    seeds = seed_gradients(targets)
                     torch.autograd.backward(targets, seeds)
                     del targets, seeds
                     figures.backward_peak, figures.backward_end = live.peak, live.current

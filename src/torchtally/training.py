@@ -45,22 +45,19 @@ def stand_in_parameters(nodes: list[ModuleNode], index: ParameterIndex, fakes: F
     return list(made.values())
 
 
-def backward_targets(output: Any, loss_fn: LossFn | None) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
-    """The tensors backward starts from, and their incoming gradients.
-
-    A ``loss_fn(output)`` gives the loss; else an output with a ``loss`` (Hugging Face models
-    given labels) is used; else every floating output that requires grad is differentiated
-    with a gradient of ones (what a loss's gradient costs to hold, without assuming a loss)."""
+def backward_targets(output: Any, loss_fn: LossFn | None) -> list[torch.Tensor]:
+    """The tensors backward starts from: ``loss_fn(output)`` when given, else the output's
+    ``loss`` (Hugging Face models given labels), else every floating output that requires grad."""
     if loss_fn is not None:
         loss = loss_fn(output)
         if not isinstance(loss, torch.Tensor):
             raise InputError(f"loss_fn must return a tensor; it returned {type(loss).__name__}")
         if not loss.requires_grad:
             raise InputError("the tensor loss_fn returned does not require grad: nothing to differentiate")
-        return [loss], [None if loss.dim() == 0 else torch.ones_like(loss)]
+        return [loss]
     given = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
     if isinstance(given, torch.Tensor) and given.requires_grad and given.dim() == 0:
-        return [given], [None]
+        return [given]
     unique = {id(t): t for t in iter_tensors(output)}
     targets = [t for t in unique.values() if t.requires_grad and t.is_floating_point()]
     if not targets:
@@ -68,4 +65,10 @@ def backward_targets(output: Any, loss_fn: LossFn | None) -> tuple[list[torch.Te
             "training=True, but no output of the model requires grad (are all parameters frozen, "
             "and do the inputs not require grad?): there is no backward pass to analyse"
         )
-    return targets, [torch.ones_like(t) for t in targets]
+    return targets
+
+
+def seed_gradients(targets: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    """The gradients backward starts with: none for a scalar loss (autograd makes it), ones
+    for anything else (what a loss's gradient costs to hold, without assuming a loss)."""
+    return [None if t.dim() == 0 else torch.ones_like(t) for t in targets]
