@@ -14,7 +14,6 @@ element.
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
@@ -25,10 +24,6 @@ from torch.nn import functional as F
 
 import torchtally as tt
 
-BACKWARD_FORMULAS = importlib.util.find_spec("torchtally.formulas.backward") is not None
-needs_backward_formulas = pytest.mark.xfail(
-    not BACKWARD_FORMULAS, reason="conv / norm / pool backward formulas (formulas/backward.py) not present", strict=True
-)
 
 
 def mlp() -> nn.Sequential:
@@ -176,7 +171,6 @@ def test_conv_net_forward_and_where_backward_operators_are_charged() -> None:
     assert (r.layer("7").backward_macs, r.layer("7").backward_flops) == (10_240, 20_500)
 
 
-@needs_backward_formulas
 def test_conv_net_backward_by_hand() -> None:
     r = tt.analyze(small_cnn(), (2, 3, 8, 8), training=True)
     assert r.uncounted_ops == {}
