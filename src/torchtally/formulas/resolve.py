@@ -1,5 +1,6 @@
 """Which formula costs an operator: per-call formulas, then the user's, then the built-in
-table, then the generic rules (views are free, PyTorch-tagged pointwise operators cost 1
+table, then the generic rules (a ``_foreach_`` operator costs its single-tensor form on each
+tensor; views are free, PyTorch-tagged pointwise operators cost 1
 FLOP per element). An operator no rule covers is uncounted."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from torch._ops import OpOverload
 
 from ..errors import FormulaError
 from .data_movement import is_data_movement
+from .foreach import foreach_formula, single_tensor_operator
 from .pointwise import is_pointwise, one_per_element
 from .registry import BUILTIN, USER, Cost, Formula, FormulaRegistry, zero_cost
 
@@ -37,7 +39,10 @@ class CostModel:
             if chosen is not None:
                 break
         if chosen is None:
-            if is_data_movement(func):
+            single = single_tensor_operator(func)
+            if single is not None and self._decide_cached(single)[0] is not None:
+                chosen = foreach_formula(single, self.cost)
+            elif is_data_movement(func):
                 chosen = zero_cost
             elif is_pointwise(func):
                 chosen = one_per_element
@@ -45,12 +50,13 @@ class CostModel:
         self._decided[func] = decision
         return decision
 
+    def _decide_cached(self, func: OpOverload) -> tuple[Formula | None, frozenset[str]]:
+        decision = self._decided.get(func)
+        return decision if decision is not None else self._decide(func)
+
     def cost(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Cost | None:
         """The cost of one call, or None when no formula covers it."""
-        decision = self._decided.get(func)
-        if decision is None:
-            decision = self._decide(func)
-        chosen, output_names = decision
+        chosen, output_names = self._decide_cached(func)
         if chosen is None:
             return None
         if chosen is zero_cost:
