@@ -447,3 +447,36 @@ def test_layer_called_twice_training_memory() -> None:
     assert m.backward_peak == 1_024 + 256 + 3_584
     assert m.gradients == 1_024
     assert real_training_trace(Twice(), torch.randn(4, 16))["backward_peak"] == 3_584
+
+
+def test_an_exception_the_model_handles_does_not_keep_its_tensors_alive() -> None:
+    class Risky(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = x.exp()  # 4 MiB, referenced only by this frame
+            raise ValueError("take the other path")
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.risky = Risky()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            try:
+                return self.risky(x)
+            except ValueError:
+                pass  # handled: the exception and Risky's frame (with y) are gone
+            return x * 2
+
+    # input 1024x1024 float32 = 4 MiB; y = 4 MiB, freed before x * 2 (4 MiB) is made
+    assert tt.analyze(Net(), (1024, 1024)).memory.peak == 4 * 2**20 + 4 * 2**20
+
+
+def test_adagrad_state_made_in_its_constructor_is_in_the_step_peak() -> None:
+    # Adagrad creates its state (`sum`, a float32 `step`) in __init__, not in its first step.
+    m = tt.analyze(nn.Linear(1024, 1024, bias=False), (1, 1024), training=True, optimizer="adagrad").memory
+    mib4 = 1024 * 1024 * 4
+    # step: weight + its gradient + state `sum` + the temporary std = sum.sqrt().add_(eps), 4 MiB each;
+    # input and output (still held) 4 KiB each; the step counter 4 B
+    assert m.optimizer_state == mib4 + 4
+    assert m.optimizer_step_peak == m.peak == 4 * mib4 + 2 * 4096 + 4
+    assert m.peak_phase == "optimizer step"

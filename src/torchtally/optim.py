@@ -123,16 +123,15 @@ def optimizer_step(
         return StepCost(0, 0, 0, 0, {})
     counting = _StepMode(cost_model)
     try:
-        with fake_mode:
-            optimizer = factory(params)
+        with fake_mode, counting, torch.no_grad():
+            optimizer = factory(params)  # inside: some optimizers (Adagrad) create their state here
             if not isinstance(optimizer, torch.optim.Optimizer):
                 raise InputError(f"the optimizer callable returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
-            with counting, torch.no_grad():
-                # The first step creates the state; the second is a steady-state step, whose
-                # peak has all the state alive at once. Only the second is counted.
-                optimizer.step()
-                counting.reset()
-                optimizer.step()
+            # The first step creates the state; the second is a steady-state step, whose
+            # peak has all the state alive at once. Only the second is counted.
+            optimizer.step()
+            counting.reset()
+            optimizer.step()
     except InputError:
         raise
     except Exception as exc:

@@ -25,6 +25,8 @@ from .tree import ModuleNode
 _MISSING = object()
 # Key under which an autograd node remembers the row of the module whose forward created it.
 _ROW = "torchtally.row"
+# Attribute under which an exception remembers the innermost module it left.
+_FAILURE = "_torchtally_failure"
 
 
 @dataclass
@@ -69,8 +71,11 @@ class ModuleTracker:
         self.stack: list[int] = []
         self.in_backward = False
         self._patched: list[tuple[Any, object]] = []  # (module, its own instance `forward` or _MISSING)
-        # id(exception) -> (exception, innermost module it left); the exception is kept so its id stays unique
-        self._failures: dict[int, tuple[BaseException, Failure]] = {}
+        # Where an exception started is written on the exception itself (with this token, so an
+        # exception from another analysis is not mistaken for ours): keeping exceptions here
+        # would keep their frames' tensors alive after the model handled them (checkpointing
+        # does, on every recomputation), and the memory figures would count them.
+        self._token = object()
 
     def attach(self) -> None:
         for node in self.nodes:
@@ -101,7 +106,11 @@ class ModuleTracker:
                 output = forward(*args, **kwargs)
             except BaseException as exc:
                 # The first module to see an exception is the one it started in.
-                self._failures.setdefault(id(exc), (exc, Failure(index, inputs)))
+                if self._failure_on(exc) is None:
+                    try:
+                        setattr(exc, _FAILURE, (self._token, Failure(index, inputs)))
+                    except (AttributeError, TypeError):  # an exception class that takes no attributes
+                        pass
                 raise
             finally:
                 # Unwind to this module (a child that raised and was caught may still be on top).
@@ -111,6 +120,12 @@ class ModuleTracker:
             return output
 
         return tracked_forward
+
+    def _failure_on(self, exception: BaseException) -> Failure | None:
+        mark = getattr(exception, _FAILURE, None)
+        if isinstance(mark, tuple) and len(mark) == 2 and mark[0] is self._token:
+            return mark[1]  # type: ignore[no-any-return]
+        return None
 
     @property
     def innermost(self) -> int:
@@ -176,8 +191,8 @@ class ModuleTracker:
         current: BaseException | None = exception
         while current is not None and id(current) not in seen:
             seen.add(id(current))
-            entry = self._failures.get(id(current))
-            if entry is not None and entry[0] is current:
-                found = entry[1]
+            failure = self._failure_on(current)
+            if failure is not None:
+                found = failure
             current = current.__cause__
         return found
