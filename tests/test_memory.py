@@ -453,7 +453,7 @@ def test_an_exception_the_model_handles_does_not_keep_its_tensors_alive() -> Non
     class Risky(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = x.exp()  # 4 MiB, referenced only by this frame
-            raise ValueError("take the other path")
+            raise ValueError(f"take the other path, not {tuple(y.shape)}")
 
     class Net(nn.Module):
         def __init__(self) -> None:
