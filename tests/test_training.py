@@ -345,3 +345,28 @@ def test_cross_entropy_loss_fn_backward() -> None:
     assert r.backward_macs == 9_600
     assert r.layers[0].backward_operators["aten.nll_loss_backward"].calls == 1
     assert r.layers[0].backward_operators["aten._log_softmax_backward_data"].calls == 1
+
+
+def test_training_analysis_works_under_no_grad_and_inference_mode() -> None:
+    # backward of mlp() on (8, 20), input not requiring grad: layer 2's two matmuls
+    # (8x30x10 each) + layer 0's weight gradient (8x20x30) = 4,800 + 4,800 = 9,600 MACs
+    expected = 2 * 8 * 30 * 10 + 8 * 20 * 30
+    for context in (torch.no_grad, torch.inference_mode):
+        with context():
+            report = tt.analyze(mlp(), (8, 20), training=True)
+            assert not torch.is_grad_enabled()  # the caller's mode is back
+        assert report.backward_macs == expected
+
+
+def test_a_failing_loss_fn_is_named() -> None:
+    with pytest.raises(tt.InputError, match="loss_fn raised ZeroDivisionError"):
+        tt.analyze(mlp(), (8, 20), training=True, loss_fn=lambda y: 1 / 0)
+
+
+def test_inference_tensor_parameters_cannot_train_for_real() -> None:
+    with torch.inference_mode():
+        model = nn.Linear(4, 2)
+    with pytest.raises(tt.InputError, match="inference tensor"):
+        tt.analyze(model, (3, 4), training=True, run="real")
+    # on fake tensors they can: weight gradient only, 3x4x2
+    assert tt.analyze(model, (3, 4), training=True).backward_macs == 3 * 4 * 2

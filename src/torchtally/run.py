@@ -123,6 +123,12 @@ class TrainingPlan:
     optimizer: OptimizerFactory | None
 
 
+@contextlib.contextmanager
+def _autograd_on() -> Iterator[None]:
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
+
+
 def _measured_cuda_peak(device: torch.device, before: int | None) -> int | None:
     """The peak allocated during a real CUDA run, read without resetting the user's statistics:
     known only when the run set a new high-water mark."""
@@ -160,7 +166,9 @@ def _run_once(
             state.copy_buffers()
         if mode != "same":
             model.train(mode == "train")
-        with torch.enable_grad() if training is not None else torch.no_grad():
+        # Training needs autograd even when called under no_grad or inference_mode.
+        grad_mode = torch.no_grad() if training is None else _autograd_on()
+        with grad_mode:
             fakes = FakeConverter(fake_mode, meta_as=run_device) if fake_mode is not None else None
             try:
                 with torch.no_grad():

@@ -34,6 +34,12 @@ def stand_in_parameters(nodes: list[ModuleNode], index: ParameterIndex, fakes: F
                 continue
             stand_in = made.get(id(param))
             if stand_in is None:
+                if fakes is None and param.is_inference() and param.requires_grad:
+                    raise InputError(
+                        f"parameter {node.name + '.' if node.name else ''}{name} is an inference tensor (made under "
+                        "torch.inference_mode()), which autograd cannot differentiate: a real training run is "
+                        "impossible; the default fake run (run='auto') works"
+                    )
                 data = fakes.tensor(param) if fakes is not None else param.detach()
                 stand_in = nn.Parameter(data, requires_grad=param.requires_grad)
                 made[id(param)] = stand_in
@@ -49,7 +55,10 @@ def backward_targets(output: Any, loss_fn: LossFn | None) -> list[torch.Tensor]:
     """The tensors backward starts from: ``loss_fn(output)`` when given, else the output's
     ``loss`` (Hugging Face models given labels), else every floating output that requires grad."""
     if loss_fn is not None:
-        loss = loss_fn(output)
+        try:
+            loss = loss_fn(output)
+        except Exception as exc:
+            raise InputError(f"loss_fn raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(loss, torch.Tensor):
             raise InputError(f"loss_fn must return a tensor; it returned {type(loss).__name__}")
         if not loss.requires_grad:
