@@ -79,9 +79,9 @@ def _grouped_mm_in_float32(func: OpOverload, args: tuple[Any, ...], kwargs: dict
 
 
 # Operators whose fake kernel rejects calls the real kernel runs, with how to shape them anyway.
-_LENIENT: dict[OpOverload, Callable[[OpOverload, tuple[Any, ...], dict[str, Any]], Any]] = {
-    torch.ops.aten._grouped_mm.default: _grouped_mm_in_float32,
-}
+_LENIENT: dict[OpOverload, Callable[[OpOverload, tuple[Any, ...], dict[str, Any]], Any]] = {}
+if hasattr(torch.ops.aten, "_grouped_mm"):  # torch >= 2.8
+    _LENIENT[torch.ops.aten._grouped_mm.default] = _grouped_mm_in_float32
 
 
 def lenient_result(func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
