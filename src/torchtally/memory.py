@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch._ops import OpOverload
 
+from .formulas.registry import tensor_args
+
 if TYPE_CHECKING:
     from .optim import StepCost
 
@@ -35,15 +37,6 @@ def _may_alias(func: OpOverload) -> bool:
     if func.overloadpacket.__name__ in _UNDECLARED_ALIASES:
         return True
     return any(ret.alias_info is not None for ret in func._schema.returns)
-
-
-def _tensors(value: Any) -> Iterable[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            if isinstance(item, torch.Tensor):
-                yield item
 
 
 def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
@@ -75,7 +68,7 @@ class LiveSet:
         if aliasing is None:
             aliasing = self._aliasing[func] = _may_alias(func)
         known: set[int] | None = None
-        for tensor in _tensors(out):
+        for tensor in tensor_args((out,)):
             try:
                 storage = tensor.untyped_storage()
             except (RuntimeError, NotImplementedError):
@@ -93,12 +86,11 @@ class LiveSet:
     @staticmethod
     def _storages_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> set[int]:
         keys = set()
-        for value in (*args, *kwargs.values()):
-            for tensor in _tensors(value):
-                try:
-                    keys.add(tensor.untyped_storage()._cdata)
-                except (RuntimeError, NotImplementedError):
-                    pass
+        for tensor in tensor_args((*args, *kwargs.values())):
+            try:
+                keys.add(tensor.untyped_storage()._cdata)
+            except (RuntimeError, NotImplementedError):
+                pass
         return keys
 
     def _allocate(self, storage: Any, key: int) -> None:
