@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -74,3 +76,108 @@ def test_dense_models_report_no_active_share() -> None:
     report = tt.analyze(model, (1, 8), dtypes=[torch.long])
     assert report.active_params is None and report.routed_params == 0
     assert "Active params" not in report.table()
+
+
+# Dense models: no parameter is routed, whatever slices of a weight their products read.
+# Before the fix any operand smaller than its parameter counted as an expert slice.
+
+
+class _CrossAttention(torch.nn.Module):
+    """nn.MultiheadAttention with key/value other than the query: its in_proj_weight is split
+    into q and kv rows (slices of one 2-D parameter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = torch.nn.MultiheadAttention(32, 4, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        memory = x * 2
+        out: torch.Tensor = self.attn(x, memory, memory, need_weights=False)[0]
+        return out
+
+
+class _ChunkedQKV(torch.nn.Module):
+    """A fused QKV weight used whole, its output chunked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv_weight = torch.nn.Parameter(torch.randn(48, 16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = torch.nn.functional.linear(x, self.qkv_weight).chunk(3, -1)
+        return q * k + v
+
+
+class _SlicedWeight(torch.nn.Module):
+    """Row slices of one 2-D weight, next to a dense Linear (which gives a token count, so a
+    slice wrongly taken as routed would show)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(48, 16))
+        self.out = torch.nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = torch.nn.functional
+        out: torch.Tensor = self.out(f.linear(x, self.w[:16]) + f.linear(x, self.w[16:32]))
+        return out
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])  # eval: the encoder layer's fused fast path may run
+@pytest.mark.parametrize("run", ["fake", "real"])
+@pytest.mark.parametrize(
+    ("make", "features"),
+    [
+        (lambda: torch.nn.TransformerEncoderLayer(d_model=32, nhead=4, batch_first=True), 32),
+        (_CrossAttention, 32),
+        (_ChunkedQKV, 16),
+        (_SlicedWeight, 16),
+        (lambda: torch.nn.Linear(16, 8), 16),  # with a bias
+    ],
+    ids=["encoder-layer", "cross-attention", "chunked-qkv", "sliced-weight", "linear-bias"],
+)
+def test_dense_slices_are_not_routed(make: Callable[[], torch.nn.Module], features: int, mode: str, run: str) -> None:
+    torch.manual_seed(0)
+    report = tt.analyze(make(), (2, 8, features), mode=mode, run=run)
+    assert report.execution == run
+    assert report.active_params is None and report.routed_params == 0
+
+
+# A hand-made MoE layer: a biased dense projection, a biased router, and E stacked expert
+# weights run by an eager loop over the experts with top-1 routing, token t to expert t % E.
+MOE_D, MOE_H, MOE_E = 8, 16, 4
+
+
+class _TinyMoE(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(MOE_D, MOE_D)
+        self.router = torch.nn.Linear(MOE_D, MOE_E)
+        self.experts = torch.nn.Parameter(torch.randn(MOE_E, MOE_H, MOE_D))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj(x.reshape(-1, MOE_D))
+        gate = self.router(x).softmax(-1)
+        out = x.new_zeros(x.shape[0], MOE_H)
+        tokens = torch.arange(x.shape[0], device=x.device)
+        for e in range(MOE_E):
+            idx = tokens[e::MOE_E]
+            y = torch.nn.functional.linear(x[idx], self.experts[e]) * gate[idx, e, None]
+            out = out.index_add(0, idx, y)
+        return out
+
+
+@pytest.mark.parametrize("run", ["fake", "real"])
+def test_biases_do_not_count_as_tokens(run: str) -> None:
+    # Totals by hand: proj 8x8 + 8 = 72, router 8x4 + 4 = 36, experts 4 x 16 x 8 = 512.
+    routed = MOE_E * MOE_H * MOE_D
+    total = MOE_D * MOE_D + MOE_D + MOE_D * MOE_E + MOE_E + routed
+    # Top-1 of 4 experts: a token uses one expert's 16x8 weight, 1/4 of the stack.
+    active = total - routed + routed // MOE_E
+    torch.manual_seed(0)
+    report = tt.analyze(_TinyMoE(), (2, 8, MOE_D), run=run)
+    assert report.execution == run
+    assert report.total_params == total == 620
+    assert report.routed_params == routed
+    # The router's bias (4 elements, 16 x 8 x 4 MACs) once passed for 128 tokens, not 16.
+    assert report.active_params == active == 236

@@ -7,7 +7,12 @@ product reading a slice of the parameter along its expert dimension (``w[expert]
 eager loop over experts) or as a grouped matmul over all experts (``_grouped_mm``). A routed
 parameter's active share is its MACs divided by the number of tokens: with E experts and
 top-k routing that is k/E of its elements on average. Tokens are the most rows any weight
-matrix processed in the forward (the batch's tokens, which every dense projection sees)."""
+matrix processed in the forward (the batch's tokens, which every dense projection sees).
+
+Only an operand of a parameter of rank 3 or more that is one entry along its leading dimension
+(``w[e]``, or its transpose, as ``linear`` passes it to ``mm``) counts as an expert slice: other
+slices of a weight (the q/k/v thirds of a fused ``in_proj_weight``) are dense. Biases (1-D) are
+skipped: they hold no rows, so their MACs/elements would be no token count."""
 
 from __future__ import annotations
 
@@ -25,15 +30,15 @@ class WeightUse:
     """Rows processed by each weight in the forward's matrix products."""
 
     def __init__(self) -> None:
-        self._by_storage: dict[int, tuple[int, int]] = {}  # storage key -> (id of the parameter, its elements)
+        self._by_storage: dict[int, tuple[int, torch.Size]] = {}  # storage key -> (id of the parameter, its shape)
         self._products: dict[OpOverload, bool | None] = {}
         self.routed_macs: dict[int, int] = {}  # id(parameter) -> MACs of products reading a slice of it / grouped
         self.tokens = 0
 
-    def add_weight(self, param_id: int, tensor: torch.Tensor, numel: int) -> None:
-        """``tensor`` (the parameter itself or its fake twin) holds the data of parameter ``param_id``."""
+    def add_weight(self, param_id: int, tensor: torch.Tensor) -> None:
+        """``tensor`` (the parameter itself or its fake twin, same shape) holds the data of parameter ``param_id``."""
         try:
-            self._by_storage[tensor.untyped_storage()._cdata] = (param_id, numel)
+            self._by_storage[tensor.untyped_storage()._cdata] = (param_id, tensor.shape)
         except (RuntimeError, NotImplementedError):
             pass
 
@@ -42,19 +47,19 @@ class WeightUse:
         if grouped is None or macs <= 0:
             return
         for arg in args:
-            if not isinstance(arg, torch.Tensor) or arg.numel() == 0:
-                continue
+            if not isinstance(arg, torch.Tensor) or arg.dim() < 2 or arg.numel() == 0:
+                continue  # a bias (or scalar) holds no rows
             try:
                 found = self._by_storage.get(arg.untyped_storage()._cdata)
             except (RuntimeError, NotImplementedError):
                 continue
             if found is None:
                 continue
-            param_id, numel = found
-            if grouped or arg.numel() < numel:
+            param_id, shape = found
+            if grouped or _expert_slice(arg.shape, shape):
                 self.routed_macs[param_id] = self.routed_macs.get(param_id, 0) + macs
-            else:
-                self.tokens = max(self.tokens, macs // numel)
+            else:  # rows = MACs / elements read: a slice reads fewer, a broadcast one no more
+                self.tokens = max(self.tokens, macs // min(arg.numel(), shape.numel()))
 
     def _classify(self, func: OpOverload) -> bool | None:
         grouped = _PRODUCTS.get(func.overloadpacket.__name__) if func.namespace == "aten" else None
@@ -67,3 +72,12 @@ class WeightUse:
         if macs is None or self.tokens == 0:
             return None
         return min(numel, macs // self.tokens)
+
+
+def _expert_slice(operand: torch.Size, param: torch.Size) -> bool:
+    """Whether ``operand`` has the shape of ``param[e]`` (or of its transpose, as ``linear``
+    hands ``w[e].t()`` to ``mm``): one expert of a stacked (E, ...) weight."""
+    if len(param) < 3:
+        return False
+    one = param[1:]
+    return operand == one or operand == one[:-2] + (one[-1], one[-2])
