@@ -13,11 +13,39 @@ from typing import Any
 
 import torch
 from torch._ops import OpOverload
+from torch._subclasses import fake_tensor
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._mode_utils import no_dispatch
 
 # Tensor classes whose instances are plain dense tensors (nn.Buffer exists in newer torch).
 _PLAIN_TYPES = tuple(t for t in (torch.Tensor, torch.nn.Parameter, getattr(torch.nn, "Buffer", None)) if t is not None)
+
+# What fake tensors cannot do: produce values, or shapes that depend on values.
+_FAKE_LIMITS: tuple[type[BaseException], ...] = tuple(
+    cls
+    for cls in (
+        getattr(fake_tensor, "DataDependentOutputException", None),
+        getattr(fake_tensor, "DynamicOutputShapeException", None),
+        getattr(fake_tensor, "UnsupportedOperatorException", None),
+        getattr(fake_tensor, "UnsupportedFakeTensorException", None),
+    )
+    if cls is not None
+)
+
+
+def is_fake_limitation(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is a fake tensor lacking real
+    values: the model (or a loss_fn) needs a real run, it is not wrong."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _FAKE_LIMITS):
+            return True
+        if isinstance(current, RuntimeError) and "not supported for tensor subclasses" in str(current):
+            return True  # .numpy() and friends on a fake tensor
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class FakeConverter:

@@ -164,14 +164,27 @@ class InputPlan:
             # A private generator: making inputs must not move the user's RNG.
             generator = torch.Generator(device=device).manual_seed(0)
 
+        # One replacement per user tensor: a tensor passed twice stays one tensor (as a fake
+        # run's memoised twins are), so both runs see the same aliasing and input bytes.
+        made: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(user's) -> (user's, ours)
+
         def tensor(value: torch.Tensor) -> torch.Tensor:
+            hit = made.get(id(value))
+            if hit is not None:
+                return hit[1]
+            ours: torch.Tensor
             if fakes is not None:
-                fake: torch.Tensor = fakes.tensor(value)
-                if fake.device != device:
+                ours = fakes.tensor(value)
+                if ours.device != device:
                     with fakes.fake_mode:
-                        fake = fake.to(device)
-                return fake
-            return value.clone() if value.device == device else value.to(device)
+                        ours = ours.to(device).requires_grad_(value.requires_grad)
+            else:
+                # A leaf keeping requires_grad (the user's input gradient is part of the
+                # backward), detached so autograd never reaches the user's tensor.
+                ours = value.detach().clone() if value.device == device else value.detach().to(device)
+                ours.requires_grad_(value.requires_grad)
+            made[id(value)] = (value, ours)
+            return ours
 
         def make(value: Any) -> Any:
             if isinstance(value, TensorToMake):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch._ops import OpOverload
+from torch.utils._mode_utils import no_dispatch
 
 from .formulas.registry import tensor_args
 
@@ -39,6 +40,30 @@ def _may_alias(func: OpOverload) -> bool:
     return any(ret.alias_info is not None for ret in func._schema.returns)
 
 
+# The index tensors of each compressed sparse layout (their values come from ``values()``).
+_COMPRESSED = {
+    torch.sparse_csr: ("crow_indices", "col_indices"),
+    torch.sparse_bsr: ("crow_indices", "col_indices"),
+    torch.sparse_csc: ("ccol_indices", "row_indices"),
+    torch.sparse_bsc: ("ccol_indices", "row_indices"),
+}
+
+
+def tensor_bytes(tensor: torch.Tensor) -> int:
+    """The bytes a tensor holds: a sparse one its indices and values (its ``numel`` is the
+    dense size), any other its elements."""
+    parts: tuple[str, ...]
+    if tensor.layout == torch.sparse_coo:
+        parts = ("_indices", "_values")
+    elif tensor.layout in _COMPRESSED:
+        parts = (*_COMPRESSED[tensor.layout], "values")
+    else:
+        return tensor.numel() * tensor.element_size()
+    with no_dispatch():  # metadata, not operators for a dispatch mode to count
+        held = [getattr(tensor, name)() for name in parts]
+    return sum(part.numel() * part.element_size() for part in held)
+
+
 def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
     """Bytes of the storages these tensors live on, each storage once (a tensor passed twice,
     or a tensor and its view, hold one storage)."""
@@ -47,7 +72,7 @@ def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
         try:
             storage = tensor.untyped_storage()
         except (RuntimeError, NotImplementedError):  # nested and sparse tensors: their own size
-            sizes[id(tensor)] = tensor.numel() * tensor.element_size()
+            sizes[id(tensor)] = tensor_bytes(tensor)
             continue
         sizes[storage._cdata] = int(storage.nbytes())
     return sum(sizes.values())
@@ -61,7 +86,6 @@ class LiveSet:
         self._aliasing: dict[OpOverload, bool] = {}
         self.current = 0  # bytes alive now
         self.peak = 0  # the most bytes alive at once since the last `reset_peak`
-        self.allocated = 0  # bytes allocated in total
 
     def after_op(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         aliasing = self._aliasing.get(func)
@@ -96,7 +120,6 @@ class LiveSet:
     def _allocate(self, storage: Any, key: int) -> None:
         size = int(storage.nbytes())
         self._live[key] = (weakref.ref(storage, functools.partial(self._release, key)), size)
-        self.allocated += size
         self.current += size
         if self.current > self.peak:
             self.peak = self.current

@@ -136,6 +136,8 @@ def optimizer_step(
         raise
     except Exception as exc:
         raise InputError(f"the optimizer's step failed on the model's parameters ({type(exc).__name__}: {exc})") from exc
+    finally:
+        counting.live.stop()  # its weak-reference callbacks must not outlive the step, even a failed one
     state_bytes = 0
     seen: set[int] = set()
     for state in optimizer.state.values():
@@ -143,6 +145,4 @@ def optimizer_step(
             if isinstance(value, torch.Tensor) and id(value) not in seen:
                 seen.add(id(value))
                 state_bytes += value.numel() * value.element_size()
-    peak = counting.live.peak
-    counting.live.stop()
-    return StepCost(state_bytes, peak, counting.macs, counting.flops, counting.uncounted)
+    return StepCost(state_bytes, counting.live.peak, counting.macs, counting.flops, counting.uncounted)

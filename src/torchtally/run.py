@@ -16,7 +16,7 @@ from torch._subclasses import fake_tensor
 
 from .build import build_report
 from .counting import CountingMode
-from .fakes import FakeConverter
+from .fakes import FakeConverter, is_fake_limitation
 from .errors import ForwardError, InputError, TorchtallyError, describe_module
 from .formulas.registry import Formula, OpLike, per_call_registry
 from .formulas.resolve import CostModel
@@ -27,25 +27,12 @@ from .inputs import DtypeSpec, InputPlan, InputSize, model_device, model_float_d
 from .params import ParameterIndex, has_lazy_tensors
 from .report import ModelReport
 from .structures import describe_specs, iter_tensors
-from .training import LossFn, backward_targets, seed_gradients, stand_in_parameters
+from .training import GradientBytes, LossFn, backward_targets, seed_gradients, stand_in_parameters
 from .tracking import ModuleTracker
 from .tree import ModuleNode, module_tree
 
 MODES = ("eval", "train", "same")
 RUNS = ("auto", "fake", "real")
-
-# What fake tensors cannot do: produce values, or shapes that depend on values.
-_FAKE_LIMITS: tuple[type[BaseException], ...] = tuple(
-    cls
-    for cls in (
-        getattr(fake_tensor, "DataDependentOutputException", None),
-        getattr(fake_tensor, "DynamicOutputShapeException", None),
-        getattr(fake_tensor, "UnsupportedOperatorException", None),
-        getattr(fake_tensor, "UnsupportedFakeTensorException", None),
-    )
-    if cls is not None
-)
-
 
 class _NeedsRealRun(Exception):
     """A fake run hit something only real values can do; carries the reason for the report."""
@@ -74,19 +61,6 @@ def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torc
             f"the model: move it yourself (model.to({str(wanted)!r})) or leave device unset"
         )
     return wanted
-
-
-def _is_fake_limitation(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, _FAKE_LIMITS):
-            return True
-        if isinstance(current, RuntimeError) and "not supported for tensor subclasses" in str(current):
-            return True  # .numpy() and friends on a fake tensor
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def _where(nodes: list[ModuleNode], tracker: ModuleTracker, exc: BaseException) -> tuple[ModuleNode, list[str]]:
@@ -176,6 +150,7 @@ def _run_once(
             except (RuntimeError, TypeError, ValueError) as exc:
                 raise InputError(f"could not create the inputs on {device}: {exc}") from exc
             stand_ins = stand_in_parameters(nodes, index, fakes) if training is not None else []
+            gradient_bytes = GradientBytes(stand_ins)
             counting = CountingMode(tracker, cost_model, index, fakes, None if fake else state)
             live = counting.live
             tracker.attach()
@@ -184,10 +159,11 @@ def _run_once(
                     modes.enter_context(_silenced(fake_tensor.log))
                     modes.enter_context(fake_mode)
                 modes.enter_context(counting)
-                with tracker.autograd_nodes_labelled() if training is not None else contextlib.nullcontext():
-                    output = model(*args, **kwargs)
-                    if training is not None:  # a loss_fn's work is forward work
-                        targets = backward_targets(output, training.loss_fn)
+                if training is not None:  # through the backward too: checkpointing creates nodes there
+                    modes.enter_context(tracker.autograd_nodes_labelled())
+                output = model(*args, **kwargs)
+                if training is not None:  # a loss_fn's work is forward work
+                    targets = backward_targets(output, training.loss_fn)
                 figures.forward_peak, figures.forward_end = live.peak, live.current
                 figures.inputs = storage_bytes(iter_tensors((args, kwargs)))
                 figures.outputs = storage_bytes(iter_tensors(output))
@@ -200,7 +176,7 @@ def _run_once(
                     del targets, seeds
                     figures.backward_peak, figures.backward_end = live.peak, live.current
                     grads = [(p, p.grad) for p in stand_ins if p.grad is not None]
-                    figures.gradients = sum(g.numel() * g.element_size() for _, g in grads)
+                    figures.gradients = gradient_bytes.total(grads)
                 del output
             if training is not None and training.optimizer is not None:
                 # Outside the run's modes: the step runs in a fake mode of its own.
@@ -210,10 +186,17 @@ def _run_once(
     except Exception as exc:
         node, shapes = _where(nodes, tracker, exc)
         where = describe_module(node.name, type(node.module).__name__)
-        if fake and _is_fake_limitation(exc):
+        found = tracker.failure_for(exc) is not None
+        in_loss_fn = not found and not tracker.in_backward and bool(tracker.records[0].outputs)
+        if in_loss_fn and training is not None and training.loss_fn is not None:
+            where = "loss_fn"  # the root's forward had returned and the backward had not begun
+        if fake and is_fake_limitation(exc):
             raise _NeedsRealRun(f"{where} needs real values, which fake tensors do not have ({_first_line(exc)})") from exc
         if tracker.in_backward:
-            raise TorchtallyError(f"the backward pass failed ({type(exc).__name__}: {exc})") from exc
+            # Named only when a module's forward was running (a checkpoint's recomputation):
+            # autograd's error does not say which node failed.
+            place = f" in {where}" if found else ""
+            raise TorchtallyError(f"the backward pass failed{place} ({type(exc).__name__}: {exc})") from exc
         raise ForwardError(node.name, type(node.module).__name__, shapes, f"{type(exc).__name__}: {exc}") from exc
     finally:
         if counting is not None:

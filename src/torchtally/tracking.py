@@ -6,7 +6,21 @@ calls in a ``finally``, removes the wrappers and leaves each module as it was.
 Why wrappers rather than forward hooks: a module with hooks takes PyTorch's slow call path,
 which made hooks a quarter of the analysis time; a wrapper also sees exceptions directly.
 The difference users may notice: operators run by their own forward hooks are charged to
-the parent module (the module's own forward is what is timed and counted)."""
+the parent module (the module's own forward is what is timed and counted).
+
+Activation checkpointing (``torch.utils.checkpoint``, reentrant or not) runs a block's forward
+again during the backward pass. That recomputation is backward work: during the backward the
+wrappers keep the call stack (so we know which module is recomputing) but record no calls,
+inputs or outputs (a block called once has ``calls == 1`` and its activations are counted
+once), and every operator is charged to the ``backward_*`` figures of the innermost module on
+the stack, or, when no module is running, to the module whose forward created the autograd
+node being run. Autograd nodes created during the backward (the reentrant variant's
+recomputed graph) are labelled the same way, so their own backward is charged to the module
+that recomputed them, not to the root. Hence, with checkpointing, the forward totals are
+unchanged and the backward totals grow by the recomputation that runs: one forward of each
+checkpointed block (less with non-reentrant early stop, PyTorch's default, which stops once
+every tensor the forward saved is recomputed: a last Linear, whose saved tensors are its
+inputs, is not rerun)."""
 
 from __future__ import annotations
 
@@ -56,6 +70,9 @@ class ModuleRecord:
     backward_macs: int = 0
     backward_flops: int = 0
     backward_ops: dict[str, OpTally] = field(default_factory=dict)
+    # Forward memory traffic: bytes the module's own operators read and wrote.
+    memory_read: int = 0
+    memory_write: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,9 +115,12 @@ class ModuleTracker:
 
         @functools.wraps(forward)
         def tracked_forward(*args: Any, **kwargs: Any) -> Any:
-            record.calls += 1
+            # A call during the backward is a checkpoint's recomputation: not a call of its own.
+            recording = not self.in_backward
             inputs = tensor_specs((args, kwargs))
-            record.inputs.append(inputs)
+            if recording:
+                record.calls += 1
+                record.inputs.append(inputs)
             stack.append(index)
             try:
                 output = forward(*args, **kwargs)
@@ -116,7 +136,8 @@ class ModuleTracker:
                 # Unwind to this module (a child that raised and was caught may still be on top).
                 while stack and stack.pop() != index:
                     pass
-            record.outputs.append(tensor_specs(output))
+            if recording:
+                record.outputs.append(tensor_specs(output))
             return output
 
         return tracked_forward
@@ -134,8 +155,9 @@ class ModuleTracker:
 
     @contextlib.contextmanager
     def autograd_nodes_labelled(self) -> Iterator[None]:
-        """While active, every autograd node created remembers the module running then, so
-        the backward pass can charge its operators to that module."""
+        """While active, every autograd node created remembers the module running then (see
+        `_row`), so the backward pass can charge its operators to that module. A training run
+        keeps it active through the backward, where checkpointing recomputes forwards."""
         push = getattr(torch._C._autograd, "_push_node_creation_hook", None)
         pop = getattr(torch._C._autograd, "_pop_node_creation_hook", None)
         if push is None or pop is None:  # a torch without the hook: backward is charged to the root
@@ -148,24 +170,28 @@ class ModuleTracker:
             pop()
 
     def _label_node(self, node: Any) -> None:
-        node.metadata.setdefault(_ROW, self.innermost)
+        node.metadata.setdefault(_ROW, self._row())
 
-    def _backward_row(self) -> int:
+    def _row(self) -> int:
+        """The module charged now: the innermost running one (in the backward pass, a
+        checkpoint's recomputation), else in the backward the module whose forward created the
+        autograd node being run, else the root."""
+        if self.stack or not self.in_backward:
+            return self.innermost
         node: Any = torch._C._current_autograd_node()
         if node is None:
             return 0  # outside autograd's engine (e.g. creating the gradient of the output)
         row = node.metadata.get(_ROW, 0)
         return row if isinstance(row, int) else 0
 
-    def record_op(self, name: str, cost: Cost | None) -> None:
-        """Charge one operator call to the innermost running module (in the backward pass: to
-        the module whose forward created the autograd node being run)."""
-        if self.in_backward:
-            record = self.records[self._backward_row()]
-            ops = record.backward_ops
-        else:
-            record = self.records[self.innermost]
-            ops = record.ops
+    def record_op(self, name: str, cost: Cost | None, read: int = 0, written: int = 0) -> None:
+        """Charge one operator call to the module `_row` names: to its forward figures, or in
+        the backward pass (recomputation included) to its ``backward_*`` figures. ``read`` and
+        ``written`` are the forward operator's memory traffic in bytes."""
+        record = self.records[self._row()]
+        ops = record.backward_ops if self.in_backward else record.ops
+        record.memory_read += read  # an uncounted operator still moves memory
+        record.memory_write += written
         tally = ops.get(name)
         if tally is None:
             tally = ops[name] = OpTally()
