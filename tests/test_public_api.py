@@ -5,9 +5,9 @@ from __future__ import annotations
 import torchtally
 
 EXPECTED = {
-    "Cost", "FormulaError", "ForwardError", "InputError", "LayerReport", "ModelReport", "OpStats",
-    "TensorSpec", "TorchtallyError", "__version__", "analyze", "register_formula", "summary",
-    "unregister_formula",
+    "Column", "Cost", "DataTable", "FormulaError", "ForwardError", "InputError", "LayerReport", "Memory",
+    "ModelReport", "OpStats", "RowSetting", "Style", "TensorSpec", "TorchtallyError", "__version__", "analyze",
+    "compare", "register_formula", "report_schema", "summary", "table_schema", "unregister_formula",
 }
 
 

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
 import torchvision
 
 import torchtally as tt
+from helpers import check_golden
 from seed_models import SharedConv, SmallCNN, UnusedConv
-
-GOLDEN = Path(__file__).parent / "golden"
-
-
-def check_golden(name: str, text: str, update: bool) -> None:
-    path = GOLDEN / name
-    if update:
-        path.write_text(text + "\n", encoding="utf-8")
-    assert path.exists(), f"{path} is missing: run pytest with --update-golden to create it"
-    assert text + "\n" == path.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
@@ -99,7 +89,7 @@ def test_depth_zero_folds_everything_into_the_root() -> None:
 
 
 def test_summary_display_depth_and_repr() -> None:
-    report = tt.analyze(SmallCNN(), (1, 3, 32, 32)).with_display_depth(0)
+    report = tt.analyze(SmallCNN(), (1, 3, 32, 32)).with_view(0)
     assert str(report) == report.table(depth=0)
     assert repr(report).startswith("<ModelReport SmallCNN: 268,650 params")
 

@@ -4,11 +4,17 @@ modules that were never called."""
 
 from __future__ import annotations
 
+from torch import nn
+
 from .memory import RunMemory
 from .params import ParameterIndex, ParamCounts
 from .report import LayerReport, Memory, ModelReport, OpStats
 from .tracking import ModuleRecord, OpTally
 from .tree import ModuleNode
+
+
+# Spatial dimensions by class-name suffix (MaxPool2d's kernel_size may be a bare int).
+_SPATIAL_DIMS = {"1d": 1, "2d": 2, "3d": 3}
 
 
 def _add_ops(into: dict[str, OpTally], ops: dict[str, OpTally]) -> None:
@@ -85,6 +91,22 @@ def _inclusive_ops(nodes: list[ModuleNode], own: list[dict[str, OpTally]]) -> li
     return ops
 
 
+def _kernel_size(module: nn.Module) -> tuple[int, ...] | None:
+    """Convolutions' and pooling layers' ``kernel_size`` (an int means a square/cube kernel)."""
+    size = getattr(module, "kernel_size", None)
+    if isinstance(size, int) and not isinstance(size, bool):
+        dims = _SPATIAL_DIMS.get(type(module).__name__[-2:], 1)
+        return (size,) * dims
+    if isinstance(size, (tuple, list)) and all(isinstance(s, int) for s in size):
+        return tuple(size)
+    return None
+
+
+def _groups(module: nn.Module) -> int | None:
+    groups = getattr(module, "groups", None)
+    return groups if isinstance(groups, int) and not isinstance(groups, bool) else None
+
+
 def _stats(ops: dict[str, OpTally]) -> dict[str, OpStats]:
     return {name: OpStats(t.calls, t.macs, t.flops, t.uncounted) for name, t in ops.items()}
 
@@ -111,6 +133,8 @@ def build_report(
     subtree_params = _inclusive(nodes, [c.params for c in counts])
     ops = _inclusive_ops(nodes, [record.ops for record in records])
     backward_ops = _inclusive_ops(nodes, [record.backward_ops for record in records])
+    memory_read = _inclusive(nodes, [record.memory_read for record in records])
+    memory_write = _inclusive(nodes, [record.memory_write for record in records])
     output_bytes = [sum(spec.nbytes for call in record.outputs for spec in call) for record in records]
 
     shared_ids: dict[int, int] = {}
@@ -152,6 +176,12 @@ def build_report(
                 self_backward_macs=record.backward_macs,
                 self_backward_flops=record.backward_flops,
                 backward_operators=_stats(backward_ops[node.index]),
+                memory_read=memory_read[node.index],
+                memory_write=memory_write[node.index],
+                self_memory_read=record.memory_read,
+                self_memory_write=record.memory_write,
+                kernel_size=_kernel_size(node.module),
+                groups=_groups(node.module),
             )
         )
     training = figures.backward_peak is not None

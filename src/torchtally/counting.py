@@ -24,6 +24,7 @@ from .params import ParameterIndex
 from .replay import ResultReplay
 from .routing import WeightUse
 from .tracking import ModuleTracker
+from .traffic import Traffic
 
 
 _DEVICE_OF = torch.ops.prim.device.default
@@ -49,6 +50,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.state = state
         self.live = LiveSet()
         self.weights = WeightUse()
+        self.traffic = Traffic()
         if fakes is not None:
             for real, fake in fakes.twins():  # made before the run (a training run's stand-ins)
                 self._new_twin(real, fake)
@@ -56,7 +58,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         else:
             for param in index.parameters():
                 if param.device.type != "meta" and not is_lazy(param):
-                    self.weights.add_weight(id(param), param, param.numel())
+                    self.weights.add_weight(id(param), param)
         self._names: dict[OpOverload, str] = {}
 
     def __torch_dispatch__(self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
@@ -90,16 +92,19 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if name is None:
             name = self._names[func] = str(func.overloadpacket)
         cost = self.cost_model.cost(func, args, kwargs, out)
-        self.tracker.record_op(name, cost)
-        if cost is not None and cost.macs and not self.tracker.in_backward:
-            self.weights.after_product(func, args, cost.macs)
+        if self.tracker.in_backward:
+            self.tracker.record_op(name, cost)
+        else:
+            self.tracker.record_op(name, cost, *self.traffic.of(func, args, kwargs, out))
+            if cost is not None and cost.macs:
+                self.weights.after_product(func, args, cost.macs)
         self.live.after_op(func, args, kwargs, out)
         return out
 
     def _new_twin(self, real: torch.Tensor, fake: FakeTensor) -> None:
         param_id = self.tracked_ids.get(id(real))
         if param_id is not None:
-            self.weights.add_weight(param_id, fake, real.numel())
+            self.weights.add_weight(param_id, fake)
 
     def _note_reads(self, values: Any) -> None:
         tracked = self.tracked_ids

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import InputError
+from .settings import ColumnsArg, RowsArg, Style, ViewOptions
 from .structures import TensorSpec
+
+if TYPE_CHECKING:
+    from .tables import DataTable
 
 SCHEMA = "torchtally.report/1"
 
@@ -94,6 +97,15 @@ class LayerReport:
     self_backward_macs: int = 0
     self_backward_flops: int = 0
     backward_operators: Mapping[str, OpStats] = field(default_factory=dict)  # inclusive
+    # Memory traffic of the forward's operators: bytes of the tensors they read (inputs and
+    # weights) and wrote (outputs); views move nothing. Inclusive, and the module's own.
+    memory_read: int = 0
+    memory_write: int = 0
+    self_memory_read: int = 0
+    self_memory_write: int = 0
+    # The module's kernel size and groups where it has them (convolutions, pooling).
+    kernel_size: tuple[int, ...] | None = None
+    groups: int | None = None
 
     @property
     def input_shapes(self) -> tuple[tuple[Shape, ...], ...]:
@@ -151,6 +163,12 @@ class LayerReport:
             "self_backward_macs": self.self_backward_macs,
             "self_backward_flops": self.self_backward_flops,
             "backward_operators": {name: stats.to_dict() for name, stats in self.backward_operators.items()},
+            "memory_read": self.memory_read,
+            "memory_write": self.memory_write,
+            "self_memory_read": self.self_memory_read,
+            "self_memory_write": self.self_memory_write,
+            "kernel_size": None if self.kernel_size is None else list(self.kernel_size),
+            "groups": self.groups,
         }
 
 
@@ -178,7 +196,7 @@ class ModelReport:
     # counted by their average share). None when nothing was routed.
     routed_params: int = 0
     active_params: int | None = None
-    display_depth: int = 3  # the depth `print(report)` folds the tree to
+    view: ViewOptions = ViewOptions()  # how `print(report)` and notebooks show it (see `with_view`)
 
     # Parameter totals, each counted once by identity.
     @property
@@ -277,17 +295,110 @@ class ModelReport:
                 return layer
         raise KeyError(f"no module named {name!r} in this report")
 
-    def with_display_depth(self, depth: int) -> ModelReport:
-        return replace(self, display_depth=depth)
+    def with_view(
+        self,
+        depth: int | None = None,
+        *,
+        columns: ColumnsArg = None,
+        rows: RowsArg = None,
+        style: Style | str | None = None,
+    ) -> ModelReport:
+        """The same report, shown by default (``print``, notebooks) with these settings."""
+        return replace(self, view=self._options(depth, columns, rows, style))
 
-    def table(self, depth: int | None = None) -> str:
-        """The text table (tree of modules and totals), folded to ``depth`` levels."""
-        from .render.text import render_tree
+    def _options(
+        self, depth: int | None, columns: ColumnsArg, rows: RowsArg, style: Style | str | None
+    ) -> ViewOptions:
+        """The report's own view settings, with those given here instead."""
+        view = self.view
+        return ViewOptions.parse(
+            depth=view.depth if depth is None else depth,
+            columns=view.columns if columns is None else columns,
+            rows=view.rows if rows is None else rows,
+            style=view.style if style is None else style,
+        )
 
-        depth = self.display_depth if depth is None else depth
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-            raise InputError(f"depth must be a whole number >= 0 (0 shows only the model's row); got {depth!r}")
-        return render_tree(self, depth=depth)
+    def table(
+        self,
+        depth: int | None = None,
+        *,
+        columns: ColumnsArg = None,
+        rows: RowsArg = None,
+        style: Style | str | None = None,
+    ) -> str:
+        """The text table and its footer.
+
+        Args:
+            depth: fold modules deeper than this into their ancestor's row (0: one row).
+            columns: `Column` names to show after the layer name, in order (default: input
+                and output shape, Param #, MACs, FLOPs; backward MACs/FLOPs when training).
+            rows: `RowSetting` names: ``"type_names"``, ``"ascii_only"``, ``"hide_empty"``,
+                ``"collapse_repeats"``.
+            style: ``"tree"`` (the module hierarchy) or ``"flat"`` (torchsummary's layout).
+        """
+        from .render.table import table_view
+        from .render.text import render_text
+
+        return render_text(table_view(self, self._options(depth, columns, rows, style)))
+
+    def to_markdown(
+        self, depth: int | None = None, *, columns: ColumnsArg = None, rows: RowsArg = None, style: Style | str | None = None
+    ) -> str:
+        """The table as GitHub Markdown, the footer as a list below it."""
+        from .render.markdown import render_markdown
+        from .render.table import table_view
+
+        return render_markdown(table_view(self, self._options(depth, columns, rows, style)))
+
+    def to_html(
+        self, depth: int | None = None, *, columns: ColumnsArg = None, rows: RowsArg = None, style: Style | str | None = None
+    ) -> str:
+        """The table as HTML (what a notebook shows)."""
+        from .render.html import render_html
+        from .render.table import table_view
+
+        return render_html(table_view(self, self._options(depth, columns, rows, style)))
+
+    def to_rich(
+        self, depth: int | None = None, *, columns: ColumnsArg = None, rows: RowsArg = None, style: Style | str | None = None
+    ) -> Any:
+        """A rich renderable (``rich.print(report.to_rich())``); needs rich installed."""
+        from .render.rich_view import rich_renderable
+        from .render.table import table_view
+
+        return rich_renderable(table_view(self, self._options(depth, columns, rows, style)))
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """`to_dict()` as JSON text (schema: ``torchtally.report_schema()``)."""
+        import json
+
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_csv(self) -> str:
+        """One CSV row per layer (every module), with the same numbers as `to_dict()`'s layers."""
+        from .render.export import LAYER_COLUMNS, layer_records
+        from .tables import csv_from
+
+        return csv_from(layer_records(self), LAYER_COLUMNS)
+
+    def to_dataframe(self) -> Any:
+        """A pandas DataFrame, one row per layer (the `to_csv` columns); needs pandas."""
+        from .render.export import LAYER_COLUMNS, layer_records
+        from .tables import dataframe_from
+
+        return dataframe_from(layer_records(self), LAYER_COLUMNS)
+
+    def by_operator(self) -> DataTable:
+        """Calls, MACs and FLOPs per operator (forward and backward apart)."""
+        from .render.export import by_operator
+
+        return by_operator(self)
+
+    def by_type(self) -> DataTable:
+        """Modules, calls, parameters, MACs and FLOPs per module class."""
+        from .render.export import by_type
+
+        return by_type(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable data."""
@@ -337,5 +448,13 @@ class ModelReport:
         )
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        """IPython / notebook display: the table."""
+        """IPython's terminal display: the text table."""
         printer.text(repr(self) if cycle else self.table())
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the HTML table."""
+        return self.to_html()
+
+    def __rich__(self) -> Any:
+        """``rich.print(report)``: the table at the terminal's width."""
+        return self.to_rich()

@@ -201,6 +201,11 @@ def _run_once(
     finally:
         if counting is not None:
             counting.live.stop()
+        if training is not None:
+            # Inside the caller's autocast region, the casts of our stand-in parameters sit in
+            # autocast's weight-cast cache until the region ends (real memory in a real run).
+            # The cache only saves recomputation, and is empty outside autocast regions.
+            torch.clear_autocast_cache()
         tracker.detach()
         state.restore()
     figures.measured_peak = _measured_cuda_peak(device, cuda_before)

@@ -10,6 +10,7 @@ from torch import nn
 from .inputs import InputSize
 from .report import ModelReport
 from .run import analyze
+from .settings import ColumnsArg, RowsArg, Style, ViewOptions
 
 
 def _in_ipython() -> bool:
@@ -19,21 +20,42 @@ def _in_ipython() -> bool:
     return callable(get) and get() is not None
 
 
+def _print(report: ModelReport, file: TextIO) -> None:
+    """Through rich at the terminal's width when rich is installed and ``file`` is a terminal;
+    plain text otherwise (files and pipes get the same text every time)."""
+    isatty = getattr(file, "isatty", None)
+    if callable(isatty) and isatty():
+        try:
+            from rich.console import Console
+        except ImportError:
+            pass
+        else:
+            Console(file=file).print(report.to_rich())
+            return
+    print(report.table(), file=file)
+
+
 def summary(
     model: nn.Module,
     input_size: InputSize | None = None,
     *,
     depth: int = 3,
+    columns: ColumnsArg = None,
+    rows: RowsArg = None,
+    style: Style | str = Style.TREE,
     file: TextIO | None = None,
     **options: Any,
 ) -> ModelReport:
     """Analyse ``model`` (same arguments as `analyze`), print its table and return the report.
 
+    ``depth``, ``columns``, ``rows`` and ``style`` choose what the table shows (see
+    `ModelReport.table`); the returned report keeps them for ``print(report)`` and notebooks.
     In IPython and Jupyter nothing is printed: the returned report displays itself as the
-    cell's value, so the table never appears twice. ``depth`` folds deeper modules into
-    their parent's row.
+    cell's value, so the table never appears twice.
     """
-    report = analyze(model, input_size, **options).with_display_depth(depth)
+    view = ViewOptions.parse(depth, columns, rows, style)  # a bad setting fails before a long analysis
+    report = analyze(model, input_size, **options)
+    report = report.with_view(view.depth, columns=view.columns, rows=view.rows, style=view.style)
     if not _in_ipython():
-        print(report.table(), file=file if file is not None else sys.stdout)
+        _print(report, file if file is not None else sys.stdout)
     return report

@@ -1,5 +1,2 @@
-"""Views of a `ModelReport`; the report itself holds only data."""
-
-from .text import render_tree
-
-__all__ = ["render_tree"]
+"""Views of a `ModelReport` (text, rich, Markdown, HTML, CSV, DataFrame); the report itself
+holds only data and calls these when asked."""

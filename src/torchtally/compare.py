@@ -1,0 +1,32 @@
+"""``compare()``: several models side by side (total parameters, MACs, FLOPs, parameter
+bytes and peak memory), as a `DataTable` with every export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from .errors import InputError
+from .report import ModelReport
+from .tables import DataTable, table_from_mapping
+
+COLUMNS = {
+    "model": "text", "input": "text", "params": "count", "macs": "ops", "flops": "ops",
+    "param_bytes": "bytes", "peak_memory": "bytes",
+}
+
+
+def _input_text(report: ModelReport) -> str:
+    return ", ".join("x".join(str(d) for d in spec.shape) + f" {spec.dtype}" for spec in report.inputs)
+
+
+def compare(reports: Mapping[str, ModelReport] | Iterable[ModelReport]) -> DataTable:
+    """One row per report: ``{name: report}`` (or reports, named by their model class)."""
+    named = list(reports.items()) if isinstance(reports, Mapping) else [(r.model_type, r) for r in reports]
+    for name, report in named:
+        if not isinstance(report, ModelReport):
+            raise InputError(f"compare() takes ModelReports (from tt.analyze); {name!r} is a {type(report).__name__}")
+    rows = [
+        (name, _input_text(r), r.total_params, r.total_macs, r.total_flops, r.param_bytes, r.memory.peak)
+        for name, r in named
+    ]
+    return table_from_mapping("model comparison", COLUMNS, rows)
