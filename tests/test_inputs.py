@@ -177,3 +177,13 @@ def test_padded_batch_through_the_encoder_fast_path() -> None:
     feed_forward = (5 + 10) * 2 * embed * hidden
     assert report.total_macs == layers * (attention + feed_forward)
     assert report.uncounted_ops == {}
+
+
+def test_jagged_nested_input_is_described_without_crashing() -> None:
+    # Two sequences of 2 and 3 tokens, 4 features: 5 x 4 float32 values = 80 bytes; the
+    # Linear(4, 4) maps each of the 5 tokens: 5 * 4 * 4 = 80 MACs.
+    values = torch.nested.nested_tensor([torch.ones(2, 4), torch.ones(3, 4)], layout=torch.jagged)
+    report = tt.analyze(torch.nn.Linear(4, 4), input_data=values)
+    assert report.inputs[0].shape == (2, -1, 4)
+    assert report.inputs[0].nbytes == 80
+    assert report.total_macs == 80

@@ -97,7 +97,7 @@ def _kernel_size(module: nn.Module) -> tuple[int, ...] | None:
     if isinstance(size, int) and not isinstance(size, bool):
         dims = _SPATIAL_DIMS.get(type(module).__name__[-2:], 1)
         return (size,) * dims
-    if isinstance(size, (tuple, list)) and all(isinstance(s, int) for s in size):
+    if isinstance(size, (tuple, list)) and all(isinstance(s, int) and not isinstance(s, bool) for s in size):
         return tuple(size)
     return None
 
@@ -145,7 +145,7 @@ def build_report(
             param = node.module._parameters[name]
             if param is not None:
                 shared_ids[id(param)] = param.numel()
-        owners = dict.fromkeys(nodes[owner].name or model_type for _, owner in held.shared)
+        owners = dict.fromkeys(nodes[owner].name for _, owner in held.shared)  # "": the root
         layers.append(
             LayerReport(
                 name=node.name,

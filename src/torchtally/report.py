@@ -81,7 +81,7 @@ class LayerReport:
     used_params: int  # of `params`, those an operator read during the run
     param_bytes: int
     subtree_params: int  # `params` summed over this module and everything below it
-    shared_from: tuple[str, ...]  # earlier rows owning parameters this module also holds
+    shared_from: tuple[str, ...]  # names of earlier rows owning parameters this module also holds ("": the root)
     buffers: int
     buffer_bytes: int
     macs: int  # all calls, inclusive of its submodules (summed up the module tree)

@@ -25,6 +25,9 @@ class TensorSpec:
     def of(cls, tensor: torch.Tensor) -> TensorSpec:
         if tensor.is_nested:  # sequences of different lengths: ragged dimensions are shown as -1
             shape = (tensor.size(0), *(-1,) * (tensor.dim() - 1))
+            if tensor.layout == torch.jagged:  # one packed values tensor (its size query would crash)
+                shape = tuple(size if isinstance(size, int) else -1 for size in tensor.shape)
+                return cls(shape, dtype_name(tensor.dtype), tensor.values().numel() * tensor.element_size())
             try:
                 with no_dispatch():  # our own look at the sizes is not the model's work
                     elements = int(tensor._nested_tensor_size().prod(-1).sum())

@@ -70,7 +70,10 @@ class DataTable:
         return [row[position] for row in self.rows]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": TABLE_SCHEMA, "title": self.title, "columns": list(self.columns), "rows": self.records()}
+        return {
+            "schema": TABLE_SCHEMA, "title": self.title, "columns": list(self.columns), "kinds": list(self.kinds),
+            "rows": self.records(),
+        }
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)

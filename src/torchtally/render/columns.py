@@ -54,10 +54,10 @@ def _intensity(row: Row) -> str:
     return f"{row.amounts.flops / moved:.2f}" if moved and row.amounts.flops else EMPTY
 
 
-def _params(row: Row, layer: LayerReport) -> str:
+def _params(row: Row, layer: LayerReport, report: ModelReport) -> str:
     text = with_commas(row.amounts.params) if row.amounts.params else ""
     if layer.shared_from and not row.whole_subtree:
-        shared = "shared: " + ", ".join(layer.shared_from)
+        shared = "shared: " + ", ".join(name or report.model_type for name in layer.shared_from)
         text = f"{text} + {shared}" if text else shared
     return text or EMPTY
 
@@ -73,7 +73,7 @@ COLUMNS: dict[Column, ColumnSpec] = {
     Column.INPUT_SHAPE: ColumnSpec("Input Shape", False, lambda row, layer, report: _shapes(layer.inputs)),
     Column.OUTPUT_SHAPE: ColumnSpec("Output Shape", False, lambda row, layer, report: _shapes(layer.outputs)),
     Column.KERNEL_SIZE: ColumnSpec("Kernel Shape", False, lambda row, layer, report: _kernel(layer)),
-    Column.PARAMS: ColumnSpec("Param #", True, lambda row, layer, report: _params(row, layer)),
+    Column.PARAMS: ColumnSpec("Param #", True, _params),
     Column.PARAMS_PERCENT: ColumnSpec(
         "Param %", True, lambda row, layer, report: _percent(row.amounts.params, report.total_params)
     ),
