@@ -152,6 +152,10 @@ def _mixture_of_experts() -> tt.ModelReport:
     return tt.analyze(model, (1, 8), dtypes=[torch.long])
 
 
+def _timed() -> tt.ModelReport:
+    return tt.analyze(SmallCNN(), (2, 3, 32, 32), timing=tt.TimingOptions(warmup=0, repeats=2))
+
+
 def _resnet18_meta() -> tt.ModelReport:
     torchvision = pytest.importorskip("torchvision")
     with torch.device("meta"):
@@ -175,6 +179,7 @@ BUILDERS: dict[str, Callable[[], tt.ModelReport]] = {
     "gpt2_training_meta": _gpt2_training,
     "mixture_of_experts": _mixture_of_experts,
     "resnet18_meta": _resnet18_meta,
+    "timed": _timed,
 }
 # Those that need only torch: the branch coverage below must not depend on optional packages.
 CORE = [name for name in BUILDERS if name not in ("gpt2", "gpt2_training_meta", "mixture_of_experts", "resnet18_meta")]
@@ -265,7 +270,7 @@ def test_fixed_key_objects_are_closed() -> None:
     for node in closed:
         assert node["additionalProperties"] is False
         assert sorted(node["required"]) == sorted(node["properties"])
-    assert set(schema["$defs"]) == {"TensorSpec", "OpStats", "Layer", "Memory"}
+    assert set(schema["$defs"]) == {"TensorSpec", "OpStats", "Layer", "Memory", "TimingStats"}
 
 
 # --- reports validate ---------------------------------------------------------------------
@@ -303,10 +308,11 @@ def test_the_spread_takes_every_branch() -> None:
         for key in ("execution", "mode", "training"):
             seen.add((key, data[key]))
         seen.add(("active_params", kind(data["totals"]["active_params"])))
+        seen.add(("timing", kind(data["timing"])))
         for key, value in data["memory"].items():
             seen.add((f"memory.{key}", value if key == "peak_phase" else kind(value)))
         for layer in data["layers"]:
-            for key in ("parent", "kernel_size", "groups", "shared_from", "operators", "backward_operators", "lazy"):
+            for key in ("parent", "kernel_size", "groups", "shared_from", "operators", "backward_operators", "lazy", "time", "self_time"):
                 seen.add((f"layer.{key}", kind(layer[key]) if key != "lazy" else layer[key]))
             for call in layer["inputs"] + layer["outputs"]:
                 for spec in call:
@@ -331,6 +337,8 @@ def test_the_spread_takes_every_branch() -> None:
         ("layer.operators", "empty"), ("layer.operators", "filled"),
         ("layer.backward_operators", "empty"), ("layer.backward_operators", "filled"),
         ("layer.lazy", False), ("layer.lazy", True),
+        ("timing", "null"), ("timing", "filled"),
+        ("layer.time", "null"), ("layer.time", "float"), ("layer.self_time", "null"), ("layer.self_time", "float"),
         ("ragged shape", False), ("ragged shape", True),
     }
     for key in ("saved_for_backward", "backward_peak", "gradients", "optimizer_state", "optimizer_step_peak"):

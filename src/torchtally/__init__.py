@@ -12,6 +12,7 @@ from .settings import Column, RowSetting, Style
 from .structures import TensorSpec
 from .summary import summary
 from .tables import DataTable
+from .timing import TimingOptions, TimingStats
 
 __all__ = [
     "Column",
@@ -27,6 +28,8 @@ __all__ = [
     "RowSetting",
     "Style",
     "TensorSpec",
+    "TimingOptions",
+    "TimingStats",
     "TorchtallyError",
     "__version__",
     "analyze",

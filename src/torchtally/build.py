@@ -4,11 +4,14 @@ modules that were never called."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from torch import nn
 
 from .memory import RunMemory
 from .params import ParameterIndex, ParamCounts
 from .report import LayerReport, Memory, ModelReport, OpStats
+from .timing import Measured
 from .tracking import ModuleRecord, OpTally
 from .tree import ModuleNode
 
@@ -209,3 +212,12 @@ def build_report(
         optimizer_flops=step.flops if step is not None else 0,
         optimizer_uncounted=dict(step.uncounted) if step is not None else {},
     )
+
+
+def with_timing(report: ModelReport, measured: Measured) -> ModelReport:
+    """``report`` with the measured times on its layers (same module tree, same order)."""
+    layers = tuple(
+        replace(layer, time=inclusive, self_time=own)
+        for layer, inclusive, own in zip(report.layers, measured.inclusive, measured.own)
+    )
+    return replace(report, layers=layers, timing=measured.stats)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .settings import ColumnsArg, RowsArg, Style, ViewOptions
 from .structures import TensorSpec
+from .timing import TimingStats
 
 if TYPE_CHECKING:
     from .tables import DataTable
@@ -106,6 +107,10 @@ class LayerReport:
     # The module's kernel size and groups where it has them (convolutions, pooling).
     kernel_size: tuple[int, ...] | None = None
     groups: int | None = None
+    # Measured (``analyze(..., timing=True)``), seconds per forward pass, all calls, mean over
+    # the timed passes: inclusive of its submodules, and its own. None when not timed.
+    time: float | None = None
+    self_time: float | None = None
 
     @property
     def input_shapes(self) -> tuple[tuple[Shape, ...], ...]:
@@ -169,6 +174,8 @@ class LayerReport:
             "self_memory_write": self.self_memory_write,
             "kernel_size": None if self.kernel_size is None else list(self.kernel_size),
             "groups": self.groups,
+            "time": self.time,
+            "self_time": self.self_time,
         }
 
 
@@ -196,6 +203,7 @@ class ModelReport:
     # counted by their average share). None when nothing was routed.
     routed_params: int = 0
     active_params: int | None = None
+    timing: TimingStats | None = None  # measured forward passes (``analyze(..., timing=True)``)
     view: ViewOptions = ViewOptions()  # how `print(report)` and notebooks show it (see `with_view`)
 
     # Parameter totals, each counted once by identity.
@@ -432,6 +440,7 @@ class ModelReport:
             "training": self.training,
             "optimizer": self.optimizer,
             "memory": self.memory.to_dict(),
+            "timing": None if self.timing is None else self.timing.to_dict(),
             "unused_modules": list(self.unused_modules),
             "lazy_modules": list(self.lazy_modules),
             "uncounted_ops": self.uncounted_ops,

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch._subclasses import fake_tensor
 
-from .build import build_report
+from .build import build_report, with_timing
 from .counting import CountingMode
 from .fakes import FakeConverter, is_fake_limitation
 from .errors import ForwardError, InputError, TorchtallyError, describe_module
@@ -29,6 +29,7 @@ from .report import ModelReport
 from .structures import describe_specs, iter_tensors
 from .training import GradientBytes, LossFn, backward_targets, seed_gradients, stand_in_parameters
 from .tracking import ModuleTracker
+from .timing import TimingOptions, measure, timing_options
 from .tree import ModuleNode, module_tree
 
 MODES = ("eval", "train", "same")
@@ -243,6 +244,7 @@ def analyze(
     optimizer: OptimizerSpec | None = None,
     loss_fn: LossFn | None = None,
     formulas: Mapping[OpLike, Formula] | None = None,
+    timing: bool | TimingOptions = False,
     forward_kwargs: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> ModelReport:
@@ -268,6 +270,9 @@ def analyze(
             builds one from a parameter list (``functools.partial(torch.optim.SGD, lr=0.1)``).
         loss_fn: with ``training``, turns the model's output into the loss to differentiate.
         formulas: extra cost formulas for this call only, ``{op: formula}``.
+        timing: also time real forward passes (``True``, or ``tt.TimingOptions(warmup=3,
+            repeats=20)``): latency and throughput, and each module's own and inclusive time.
+            Needs real weights (not the meta device); the counting itself stays as ``run`` says.
         forward_kwargs / **kwargs: keyword arguments passed on to ``model.forward``.
     """
     if not isinstance(model, nn.Module):
@@ -278,6 +283,7 @@ def analyze(
         raise InputError("optimizer= and loss_fn= describe a training step: pass training=True with them")
     if loss_fn is not None and not callable(loss_fn):
         raise InputError(f"loss_fn must be a callable taking the model's output; got {loss_fn!r}")
+    timing_plan = timing_options(timing)
     mode = _choice(("train" if training else "eval") if mode is None else mode, MODES, "mode")
     run = _choice(run, RUNS, "run")
     plan_training = None
@@ -305,6 +311,25 @@ def analyze(
     plan = InputPlan.from_arguments(
         input_size, input_data, dtypes, {**(forward_kwargs or {}), **kwargs}, model_float_dtype(target)
     )
+    if timing_plan is not None and (run_device.type == "meta" or any(p.is_meta for p in target.parameters())):
+        raise InputError("timing needs real weights to run; the model (or the device asked for) is on the meta device")
+    report = _count(target, plan, run_device, mode, cost_model, run, fallback_reason, plan_training)
+    if timing_plan is not None:
+        report = _timed(report, target, plan, run_device, mode, timing_plan)
+    return report
+
+
+def _count(
+    target: nn.Module,
+    plan: InputPlan,
+    run_device: torch.device,
+    mode: str,
+    cost_model: CostModel,
+    run: str,
+    fallback_reason: str | None,
+    plan_training: TrainingPlan | None,
+) -> ModelReport:
+    """The counting run: on fake tensors unless ``run`` says real (or the fake run cannot)."""
     if run != "real":
         try:
             return _run_once(
@@ -330,3 +355,24 @@ def analyze(
     return _run_once(
         target, plan, run_device, mode, cost_model, fake=False, fallback_reason=fallback_reason, training=plan_training
     )
+
+
+def _timed(
+    report: ModelReport, target: nn.Module, plan: InputPlan, device: torch.device, mode: str, options: TimingOptions
+) -> ModelReport:
+    """``report`` with measured times: real forward passes of ``target`` on ``device``."""
+    nodes = module_tree(target)
+    try:
+        with torch.no_grad():
+            args, kwargs = plan.materialize(device, None)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise InputError(f"could not create the inputs on {device}: {exc}") from exc
+    first = report.inputs[0].shape if report.inputs else ()
+    batch = first[0] if first and first[0] > 0 else 1
+    try:
+        measured = measure(target, nodes, args, kwargs, device, mode, options, batch)
+    except TorchtallyError:
+        raise
+    except Exception as exc:
+        raise TorchtallyError(f"the timed forward passes failed ({type(exc).__name__}: {exc})") from exc
+    return with_timing(report, measured)

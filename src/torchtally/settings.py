@@ -32,6 +32,8 @@ class Column(str, Enum):
     MEMORY_READ = "memory_read"  # bytes the operators read: inputs and weights
     MEMORY_WRITE = "memory_write"  # bytes the operators wrote: their outputs
     ARITHMETIC_INTENSITY = "arithmetic_intensity"  # FLOPs per byte read or written
+    TIME = "time"  # measured, per forward pass (analyze(..., timing=True))
+    TIME_PERCENT = "time_percent"  # share of the timed forward pass
 
 
 class RowSetting(str, Enum):
@@ -51,6 +53,7 @@ class Style(str, Enum):
 TREE_COLUMNS = (Column.INPUT_SHAPE, Column.OUTPUT_SHAPE, Column.PARAMS, Column.MACS, Column.FLOPS)
 FLAT_COLUMNS = (Column.OUTPUT_SHAPE, Column.PARAMS)
 TRAINING_COLUMNS = (Column.BACKWARD_MACS, Column.BACKWARD_FLOPS)  # added to the defaults for training reports
+TIMING_COLUMNS = (Column.TIME, Column.TIME_PERCENT)  # added to the defaults for timed reports
 
 _E = TypeVar("_E", bound=Enum)
 ColumnsArg = Union[Iterable[Union[Column, str]], Column, str, None]
@@ -108,8 +111,8 @@ class ViewOptions:
             style=parse_one(Style, style, "style"),
         )
 
-    def columns_for(self, training: bool) -> tuple[Column, ...]:
+    def columns_for(self, training: bool, timed: bool) -> tuple[Column, ...]:
         if self.columns is not None:
             return self.columns
         default = TREE_COLUMNS if self.style is Style.TREE else FLAT_COLUMNS
-        return default + (TRAINING_COLUMNS if training else ())
+        return default + (TRAINING_COLUMNS if training else ()) + (TIMING_COLUMNS if timed else ())

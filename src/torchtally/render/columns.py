@@ -35,6 +35,22 @@ def _percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.2f}%" if part and whole else EMPTY
 
 
+def _time(seconds: float, timed: bool) -> str:
+    """``1.23 ms`` / ``456.7 µs``; own times may come out slightly negative from timer noise."""
+    if not timed:
+        return EMPTY
+    if abs(seconds) >= 1:
+        return f"{seconds:.2f} s"
+    if abs(seconds) >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} µs"
+
+
+def _time_percent(seconds: float, report: ModelReport) -> str:
+    total = report.timing.timed_mean if report.timing is not None else 0.0
+    return f"{100 * seconds / total:.1f}%" if total > 0 else EMPTY
+
+
 def _kernel(layer: LayerReport) -> str:
     if layer.kernel_size is None:
         return EMPTY
@@ -94,4 +110,8 @@ COLUMNS: dict[Column, ColumnSpec] = {
     Column.MEMORY_READ: ColumnSpec("Mem Read", True, lambda row, layer, report: _bytes(row.amounts.memory_read)),
     Column.MEMORY_WRITE: ColumnSpec("Mem Write", True, lambda row, layer, report: _bytes(row.amounts.memory_write)),
     Column.ARITHMETIC_INTENSITY: ColumnSpec("FLOPs/Byte", True, lambda row, layer, report: _intensity(row)),
+    Column.TIME: ColumnSpec(
+        "Time", True, lambda row, layer, report: _time(row.amounts.time, report.timing is not None)
+    ),
+    Column.TIME_PERCENT: ColumnSpec("Time %", True, lambda row, layer, report: _time_percent(row.amounts.time, report)),
 }

@@ -17,7 +17,7 @@ LAYER_COLUMNS = (
     "used_params", "param_bytes", "subtree_params", "shared_from", "buffers", "buffer_bytes", "macs", "flops",
     "self_macs", "self_flops", "backward_macs", "backward_flops", "self_backward_macs", "self_backward_flops",
     "output_bytes", "memory_read", "memory_write", "self_memory_read", "self_memory_write", "kernel_size",
-    "groups", "lazy", "unused",
+    "groups", "time", "self_time", "lazy", "unused",
 )
 
 

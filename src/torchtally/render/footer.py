@@ -82,6 +82,23 @@ def _compute_lines(report: ModelReport) -> list[str]:
     return lines
 
 
+def _seconds(value: float) -> str:
+    return f"{value * 1e3:.3f} ms" if value < 1 else f"{value:.3f} s"
+
+
+def _timing_lines(report: ModelReport) -> list[str]:
+    timing = report.timing
+    if timing is None:
+        return []
+    return [
+        f"Latency ({timing.repeats} real forward passes after {timing.warmup} warm-up, batch {timing.batch_size}, "
+        f"{timing.clock}): median {_seconds(timing.latency_median)}, p90 {_seconds(timing.latency_p90)}, "
+        f"min {_seconds(timing.latency_min)}; throughput {timing.throughput:,.1f} samples/s",
+        f"Per-module timers: {_seconds(timing.timed_mean)} per pass on average, "
+        f"{100 * timing.overhead:+.1f}% vs plain passes (their measurement overhead)",
+    ]
+
+
 def _run_lines(report: ModelReport) -> list[str]:
     lines = []
     uncounted = report.uncounted_ops
@@ -100,7 +117,7 @@ def _run_lines(report: ModelReport) -> list[str]:
 def tree_footer(report: ModelReport) -> list[list[str]]:
     """torchtally's footer, as one section."""
     lines = _param_lines(report) + _truth_lines(report) + _compute_lines(report) + _memory_lines(report)
-    return [lines + _run_lines(report)]
+    return [lines + _timing_lines(report) + _run_lines(report)]
 
 
 def _mb(value: int) -> str:
@@ -120,4 +137,5 @@ def flat_footer(report: ModelReport) -> list[list[str]]:
         f"Estimated Total Size (MB): {_mb(memory.inputs + passes + report.param_bytes)}",
     ]
     peak = [f"Peak memory (estimated from tensor lifetimes): {binary_bytes(memory.peak)}"]
-    return [_param_lines(report), sizes, _truth_lines(report) + _compute_lines(report) + peak + _run_lines(report)]
+    extra = _truth_lines(report) + _compute_lines(report) + peak + _timing_lines(report) + _run_lines(report)
+    return [_param_lines(report), sizes, extra]

@@ -17,7 +17,7 @@ from ..settings import RowSetting, Style, ViewOptions
 # The quantities that add up over rows, in the order of `Amounts`' fields.
 SUMMED = (
     "params", "trainable_params", "macs", "flops", "backward_macs", "backward_flops",
-    "activation_bytes", "memory_read", "memory_write",
+    "activation_bytes", "memory_read", "memory_write", "time",
 )
 
 
@@ -34,6 +34,7 @@ class Amounts:
     activation_bytes: int = 0  # outputs of leaf modules (a container's outputs are its last child's)
     memory_read: int = 0
     memory_write: int = 0
+    time: float = 0.0  # measured seconds per forward pass (0 when not timed)
 
     @classmethod
     def own(cls, layer: LayerReport) -> Amounts:
@@ -41,6 +42,7 @@ class Amounts:
             layer.params, layer.trainable_params, layer.self_macs, layer.self_flops,
             layer.self_backward_macs, layer.self_backward_flops,
             layer.output_bytes if layer.is_leaf else 0, layer.self_memory_read, layer.self_memory_write,
+            layer.self_time or 0.0,
         )
 
     def __add__(self, other: Amounts) -> Amounts:

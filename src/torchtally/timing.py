@@ -1,0 +1,256 @@
+"""Measured time: real forward passes, after warm-up, timed whole (latency, throughput) and
+with a timer around every module's forward (each module's own and inclusive time).
+
+The two are measured apart so that the latency is free of timer overhead; the timed passes'
+total beside the plain passes' says how much the per-module timers cost. Per-module times are
+means over the repeats (means add up: the rows' own times sum to the timed total); the
+latency is given as median, p90 and minimum over the plain passes.
+
+Clock: CUDA events on a GPU (the GPU's own time, one synchronisation per pass), otherwise
+``time.perf_counter``. Timers wrap ``forward`` (an instance attribute, removed afterwards),
+like the module tracker: own time = inclusive time minus the inclusive time of the modules it
+called."""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch._ops import OpOverload
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from .errors import InputError
+from .guard import ModelState
+from .tree import ModuleNode
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class TimingOptions:
+    """How to measure: ``warmup`` untimed passes, then ``repeats`` timed ones of each kind."""
+
+    warmup: int = 3
+    repeats: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("warmup", "repeats"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "warmup" else 1):
+                raise InputError(f"timing {name} must be a whole number >= {0 if name == 'warmup' else 1}; got {value!r}")
+
+
+def timing_options(value: object) -> TimingOptions | None:
+    """``timing=`` of `analyze`: False/None (no timing), True (defaults) or TimingOptions."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return TimingOptions()
+    if isinstance(value, TimingOptions):
+        return value
+    raise InputError(f"timing must be True, False or tt.TimingOptions(warmup=..., repeats=...); got {value!r}")
+
+
+@dataclass(frozen=True)
+class TimingStats:
+    """Measured forward passes (seconds). Per-module times are on the layers."""
+
+    device: str
+    clock: str  # "cuda events" or "perf_counter"
+    warmup: int
+    repeats: int
+    batch_size: int  # samples per pass (the first input's first dimension)
+    latency_median: float  # plain forward passes, no timers
+    latency_p90: float
+    latency_min: float
+    latency_mean: float
+    throughput: float  # samples per second, batch_size / latency_median
+    timed_mean: float  # mean forward pass with a timer around every module (the rows' own times add up to it)
+    overhead: float  # timed_mean / latency_mean - 1: what the per-module timers cost
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Measured:
+    stats: TimingStats
+    inclusive: list[float]  # per module (tree order): mean seconds per pass, all its calls
+    own: list[float]
+
+
+class _Clock:
+    """Timestamps and elapsed seconds: CUDA events on a CUDA device, perf_counter elsewhere."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.name = "cuda events" if self.cuda else "perf_counter"
+
+    def now(self) -> Any:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def seconds(self, start: Any, end: Any) -> float:
+        return float(start.elapsed_time(end)) / 1000 if self.cuda else float(end - start)
+
+    def settle(self) -> None:
+        """Wait for queued GPU work (before reading events, and around a timed pass)."""
+        if self.cuda:
+            torch.cuda.synchronize()
+
+
+class _ModuleTimers:
+    """Timers around every module's forward; per pass, each call's (module, caller, start, end)."""
+
+    def __init__(self, nodes: list[ModuleNode], clock: _Clock):
+        self.nodes = nodes
+        self.clock = clock
+        self.calls: list[tuple[int, int, Any, Any]] = []
+        self._stack: list[int] = []
+        self._patched: list[tuple[Any, object]] = []
+
+    def attach(self) -> None:
+        for node in self.nodes:
+            module = node.module
+            own = module.__dict__.get("forward", _MISSING)
+            module.__dict__["forward"] = self._timed(node.index, module.forward)
+            self._patched.append((module, own))
+
+    def detach(self) -> None:
+        for module, own in reversed(self._patched):
+            if own is _MISSING:
+                module.__dict__.pop("forward", None)
+            else:
+                module.__dict__["forward"] = own
+        self._patched.clear()
+
+    def _timed(self, index: int, forward: Callable[..., Any]) -> Callable[..., Any]:
+        clock, stack, calls = self.clock, self._stack, self.calls
+
+        @functools.wraps(forward)
+        def timed_forward(*args: Any, **kwargs: Any) -> Any:
+            caller = stack[-1] if stack else -1
+            stack.append(index)
+            start = clock.now()
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                calls.append((index, caller, start, clock.now()))
+                stack.pop()
+
+        return timed_forward
+
+    def collect(self, inclusive: list[float], own: list[float]) -> float:
+        """Add this pass's times to the per-module sums; the pass's total (top-level calls)."""
+        self.clock.settle()
+        total = 0.0
+        for index, caller, start, end in self.calls:
+            seconds = self.clock.seconds(start, end)
+            inclusive[index] += seconds
+            own[index] += seconds
+            if caller >= 0:
+                own[caller] -= seconds
+            else:
+                total += seconds
+        self.calls.clear()
+        return total
+
+
+class _WriteGuard(TorchDispatchMode):  # type: ignore[no-untyped-call]
+    """For the first pass only: lets the model state save a parameter before an operator
+    overwrites it (a forward that writes its own weights is undone afterwards)."""
+
+    def __init__(self, state: ModelState):
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.state = state
+
+    def __torch_dispatch__(self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func._schema.is_mutable:
+            self.state.before_write(func, args, kwargs)
+        return func(*args, **kwargs)
+
+
+def _quantile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)  # linear interpolation between neighbours
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _plain_passes(run: Callable[[], Any], clock: _Clock, repeats: int) -> Iterator[float]:
+    for _ in range(repeats):
+        clock.settle()
+        start = clock.now()
+        run()
+        end = clock.now()
+        clock.settle()
+        yield clock.seconds(start, end)
+
+
+def measure(
+    model: torch.nn.Module,
+    nodes: list[ModuleNode],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    device: torch.device,
+    mode: str,
+    options: TimingOptions,
+    batch_size: int,
+) -> Measured:
+    """Time ``model(*args, **kwargs)`` for real. The model is left as it was (see guard.py)."""
+    clock = _Clock(device)
+    state = ModelState(nodes)
+    timers = _ModuleTimers(nodes, clock)
+    inclusive = [0.0] * len(nodes)
+    own = [0.0] * len(nodes)
+    try:
+        state.copy_buffers()
+        if mode != "same":
+            model.train(mode == "train")
+        with torch.no_grad():
+            with _WriteGuard(state):
+                model(*args, **kwargs)
+            for _ in range(options.warmup):
+                model(*args, **kwargs)
+            # Interleaved, so that the machine's noise hits plain and timed passes alike.
+            plain: list[float] = []
+            timed: list[float] = []
+            for _ in range(options.repeats):
+                plain.extend(_plain_passes(lambda: model(*args, **kwargs), clock, 1))
+                timers.attach()
+                try:
+                    model(*args, **kwargs)
+                finally:
+                    timers.detach()
+                timed.append(timers.collect(inclusive, own))
+    finally:
+        state.restore()
+    repeats = options.repeats
+    median = statistics.median(plain)
+    mean = statistics.fmean(plain)
+    timed_mean = statistics.fmean(timed)
+    stats = TimingStats(
+        device=str(device),
+        clock=clock.name,
+        warmup=options.warmup,
+        repeats=repeats,
+        batch_size=batch_size,
+        latency_median=median,
+        latency_p90=_quantile(plain, 0.9),
+        latency_min=min(plain),
+        latency_mean=mean,
+        throughput=batch_size / median if median > 0 else 0.0,
+        timed_mean=timed_mean,
+        overhead=timed_mean / mean - 1 if mean > 0 else 0.0,
+    )
+    return Measured(stats, [value / repeats for value in inclusive], [value / repeats for value in own])
