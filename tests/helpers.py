@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,3 +53,15 @@ class DataDependent(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.lin(x)
         return y * 2 if y.sum() > 0 else -y
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def check_golden(name: str, text: str, update: bool) -> None:
+    """Compare ``text`` with ``tests/golden/<name>``; with ``--update-golden``, rewrite the file."""
+    path = GOLDEN / name
+    if update:
+        path.write_text(text + "\n", encoding="utf-8")
+    assert path.exists(), f"{path} is missing: run pytest with --update-golden to create it"
+    assert text + "\n" == path.read_text(encoding="utf-8")

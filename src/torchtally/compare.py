@@ -21,10 +21,12 @@ def _input_text(report: ModelReport) -> str:
 
 def compare(reports: Mapping[str, ModelReport] | Iterable[ModelReport]) -> DataTable:
     """One row per report: ``{name: report}`` (or reports, named by their model class)."""
-    named = list(reports.items()) if isinstance(reports, Mapping) else [(r.model_type, r) for r in reports]
-    for name, report in named:
+    named = list(reports.items()) if isinstance(reports, Mapping) else [(None, r) for r in reports]
+    for position, (name, report) in enumerate(named):
         if not isinstance(report, ModelReport):
-            raise InputError(f"compare() takes ModelReports (from tt.analyze); {name!r} is a {type(report).__name__}")
+            which = repr(name) if name is not None else f"item {position}"
+            raise InputError(f"compare() takes ModelReports (from tt.analyze); {which} is a {type(report).__name__}")
+    named = [(report.model_type if name is None else name, report) for name, report in named]
     rows = [
         (name, _input_text(r), r.total_params, r.total_macs, r.total_flops, r.param_bytes, r.memory.peak)
         for name, r in named

@@ -37,7 +37,12 @@ def dataframe_from(records: list[dict[str, Any]], columns: tuple[str, ...]) -> A
         import pandas  # type: ignore[import-untyped,unused-ignore]
     except ImportError as exc:
         raise ImportError("to_dataframe() needs pandas: pip install 'torchtally[pandas]'") from exc
-    return pandas.DataFrame.from_records(records, columns=list(columns))
+    frame = pandas.DataFrame.from_records(records, columns=list(columns))
+    for column in columns:  # whole numbers with gaps (None) stay whole: pandas' nullable Int64
+        values = [record[column] for record in records if record[column] is not None]
+        if values and len(values) < len(records) and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def csv_from(records: list[dict[str, Any]], columns: tuple[str, ...]) -> str:

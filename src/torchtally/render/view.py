@@ -12,13 +12,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..report import LayerReport, ModelReport
-from ..settings import RowSetting, Style, ViewOptions
+from ..settings import Column, RowSetting, Style, ViewOptions
 
 # The quantities that add up over rows, in the order of `Amounts`' fields.
 SUMMED = (
     "params", "trainable_params", "macs", "flops", "backward_macs", "backward_flops",
     "activation_bytes", "memory_read", "memory_write", "time",
 )
+
+
+# The summed quantity behind each column that shows one.
+_QUANTITY_OF = {
+    Column.PARAMS: "params", Column.PARAMS_PERCENT: "params", Column.TRAINABLE: "trainable_params",
+    Column.MACS: "macs", Column.MACS_PERCENT: "macs", Column.FLOPS: "flops", Column.ARITHMETIC_INTENSITY: "flops",
+    Column.BACKWARD_MACS: "backward_macs", Column.BACKWARD_FLOPS: "backward_flops",
+    Column.ACTIVATION_BYTES: "activation_bytes", Column.MEMORY_READ: "memory_read",
+    Column.MEMORY_WRITE: "memory_write", Column.TIME: "time", Column.TIME_PERCENT: "time",
+}
 
 
 @dataclass(frozen=True)
@@ -48,8 +58,9 @@ class Amounts:
     def __add__(self, other: Amounts) -> Amounts:
         return Amounts(*(getattr(self, name) + getattr(other, name) for name in SUMMED))
 
-    def is_empty(self) -> bool:
-        return not any(getattr(self, name) for name in SUMMED)
+    def is_empty(self, shown: frozenset[str] = frozenset(SUMMED)) -> bool:
+        """Nothing among the ``shown`` quantities (parameters always count)."""
+        return not self.params and not any(getattr(self, name) for name in shown)
 
 
 def subtree_amounts(report: ModelReport) -> list[Amounts]:
@@ -120,6 +131,11 @@ class _Builder:
         self.subtree = subtree_amounts(report)
         self.signatures = _Signatures(report) if RowSetting.COLLAPSE_REPEATS in options.rows else None
         self.hide_empty = RowSetting.HIDE_EMPTY in options.rows
+        # What makes a row worth showing: the summed quantities the table shows (an
+        # Identity's activation bytes only matter when activations are a column; hiding it
+        # then would break that column's sum).
+        columns = options.columns_for(report.training, report.timing is not None)
+        self.shown = frozenset(name for column, name in _QUANTITY_OF.items() if column in columns)
 
     def row(self, indices: tuple[int, ...]) -> Row:
         layer = self.layers[indices[0]]
@@ -131,7 +147,7 @@ class _Builder:
         row = Row(indices, whole_subtree=False, amounts=Amounts.own(layer))
         for run in _runs(layer.children, self.signatures):
             child = self.row(run)
-            if not (self.hide_empty and child.amounts.is_empty() and not child.children):
+            if not (self.hide_empty and child.amounts.is_empty(self.shown) and not child.children):
                 row.children.append(child)
         return row
 
