@@ -65,3 +65,14 @@ def check_golden(name: str, text: str, update: bool) -> None:
         path.write_text(text + "\n", encoding="utf-8")
     assert path.exists(), f"{path} is missing: run pytest with --update-golden to create it"
     assert text + "\n" == path.read_text(encoding="utf-8")
+
+
+class Twice(nn.Module):
+    """One 16x16 weight (1,024 B) applied twice to a 4x16 input (256 B)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(16, 16, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(self.lin(x))

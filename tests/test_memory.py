@@ -24,6 +24,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 import torchtally as tt
+from helpers import Twice
 
 # ---------------------------------------------------------------------------------------------
 # An independent allocation tracker for real runs
@@ -189,17 +190,6 @@ def test_autocast_region_is_respected() -> None:
     # (torch.profiler on a real run under the same autocast shows these allocations, plus the
     # bf16 GEMM's internal workspaces, which are documented as not counted.)
     assert m.forward_peak == BASE + 195_600 == 578_800
-
-
-class Twice(nn.Module):
-    """One 16x16 weight (1,024 B) applied twice to a 4x16 input (256 B)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(16, 16, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lin(self.lin(x))
 
 
 def test_layer_called_twice_counts_both_outputs() -> None:

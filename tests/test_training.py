@@ -23,6 +23,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn import functional as F
 
 import torchtally as tt
+from helpers import Twice
 
 
 
@@ -95,14 +96,6 @@ def test_loss_fn_forward_work_is_forward() -> None:
 
 
 def test_layer_called_twice_backward_on_its_row() -> None:
-    class Twice(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lin = nn.Linear(16, 16, bias=False)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.lin(self.lin(x))
-
     r = tt.analyze(Twice(), (4, 16), training=True)
     lin = r.layer("lin")
     # forward: 2 calls x 4*16*16 = 2,048 MACs

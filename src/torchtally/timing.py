@@ -26,9 +26,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .errors import InputError
 from .guard import ModelState
+from .patching import ForwardPatches
 from .tree import ModuleNode
-
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -115,22 +114,13 @@ class _ModuleTimers:
         self.clock = clock
         self.calls: list[tuple[int, int, Any, Any]] = []
         self._stack: list[int] = []
-        self._patched: list[tuple[Any, object]] = []
+        self._patches = ForwardPatches()
 
     def attach(self) -> None:
-        for node in self.nodes:
-            module = node.module
-            own = module.__dict__.get("forward", _MISSING)
-            module.__dict__["forward"] = self._timed(node.index, module.forward)
-            self._patched.append((module, own))
+        self._patches.attach(self.nodes, self._timed)
 
     def detach(self) -> None:
-        for module, own in reversed(self._patched):
-            if own is _MISSING:
-                module.__dict__.pop("forward", None)
-            else:
-                module.__dict__["forward"] = own
-        self._patched.clear()
+        self._patches.detach()
 
     def _timed(self, index: int, forward: Callable[..., Any]) -> Callable[..., Any]:
         clock, stack, calls = self.clock, self._stack, self.calls

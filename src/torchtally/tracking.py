@@ -33,10 +33,10 @@ from typing import Any
 import torch
 
 from .formulas.registry import Cost
+from .patching import ForwardPatches
 from .structures import TensorSpec, tensor_specs
 from .tree import ModuleNode
 
-_MISSING = object()
 # Key under which an autograd node remembers the row of the module whose forward created it.
 _ROW = "torchtally.row"
 # Attribute under which an exception remembers the innermost module it left.
@@ -87,7 +87,7 @@ class ModuleTracker:
         self.records = [ModuleRecord() for _ in nodes]
         self.stack: list[int] = []
         self.in_backward = False
-        self._patched: list[tuple[Any, object]] = []  # (module, its own instance `forward` or _MISSING)
+        self._patches = ForwardPatches()
         # Where an exception started is written on the exception itself (with this token, so an
         # exception from another analysis is not mistaken for ours): keeping exceptions here
         # would keep their frames' tensors alive after the model handled them (checkpointing
@@ -95,19 +95,10 @@ class ModuleTracker:
         self._token = object()
 
     def attach(self) -> None:
-        for node in self.nodes:
-            module = node.module
-            own = module.__dict__.get("forward", _MISSING)
-            module.__dict__["forward"] = self._tracked(node.index, module.forward)
-            self._patched.append((module, own))
+        self._patches.attach(self.nodes, self._tracked)
 
     def detach(self) -> None:
-        for module, own in reversed(self._patched):
-            if own is _MISSING:
-                module.__dict__.pop("forward", None)
-            else:
-                module.__dict__["forward"] = own
-        self._patched.clear()
+        self._patches.detach()
 
     def _tracked(self, index: int, forward: Callable[..., Any]) -> Callable[..., Any]:
         record = self.records[index]
