@@ -1,0 +1,160 @@
+"""The command line: ``torchtally MODEL [options]`` prints a model's summary,
+``torchtally compare MODEL MODEL ...`` a comparison table. See ``torchtally --help``.
+
+`main` returns the exit code (see `errors`) instead of exiting, so tests and other programs
+can call it; the ``torchtally`` script and ``python -m torchtally`` exit with it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import ForwardError, InputError, TorchtallyError
+from ..compare import compare
+from ..report import ModelReport
+from ..run import analyze
+from ..settings import ViewOptions
+from .budgets import Budget, excesses, parse_budgets
+from .errors import EXIT_ANALYSIS_FAILED, EXIT_BUDGET, EXIT_OK, EXIT_USAGE, CLIError, one_line
+from .arguments import parse
+from .inputs import InputShape, analyze_arguments, from_options, resolve
+from .models import ModelOptions, build, parse_device
+from .output import choose_format, table_text, write, write_report
+from .progress import Progress
+from .values import parse_dtype, parse_pairs, split_names
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in arguments
+    try:
+        command, options = parse(arguments)
+        return _compare(options) if command == "compare" else _summary(options)
+    except SystemExit as done:  # --help and --version
+        return done.code if isinstance(done.code, int) else EXIT_OK
+    except KeyboardInterrupt:
+        print("torchtally: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `torchtally resnet18 | head`: the reader left, nothing to say
+        _silence_stdout()
+        return EXIT_ANALYSIS_FAILED
+    except Exception as error:  # noqa: BLE001 - every error ends as one line and an exit code
+        code, message = _classify(error)
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        print(f"torchtally: error: {message}", file=sys.stderr)
+        return code
+
+
+def _silence_stdout() -> None:
+    """Python flushes stdout at exit, which would raise (and print) again into a closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests)
+        pass
+
+
+def _classify(error: Exception) -> tuple[int, str]:
+    if isinstance(error, CLIError):
+        return error.code, str(error)
+    if isinstance(error, InputError):  # analyze() rejected what the options described
+        return EXIT_USAGE, one_line(error).removeprefix("InputError: ")
+    if isinstance(error, ForwardError):
+        return EXIT_ANALYSIS_FAILED, f"analysis failed: {one_line(error).removeprefix('ForwardError: ')}"
+    if isinstance(error, TorchtallyError):
+        text = one_line(error).removeprefix(f"{type(error).__name__}: ")
+        if "meta device" in text:
+            text += " (build it with real tensors: --device cpu)"
+        return EXIT_ANALYSIS_FAILED, f"analysis failed: {text}"
+    return EXIT_ANALYSIS_FAILED, f"unexpected {one_line(error)} (run with --debug for the traceback)"
+
+
+def _model_options(options: argparse.Namespace) -> ModelOptions:
+    return ModelOptions(
+        args=parse_pairs(options.arg, "--arg"),
+        overrides=parse_pairs(options.set, "--set"),
+        hf_class=options.hf_class,
+        device=parse_device(options.device),
+        model_dtype=None if options.model_dtype is None else parse_dtype(options.model_dtype, "--model-dtype"),
+        weights=options.weights,
+        trust_pickle=options.trust_pickle,
+        debug=options.debug,
+    )
+
+
+def _analysis(options: argparse.Namespace) -> dict[str, Any]:
+    training = options.training or options.optimizer is not None
+    settings: dict[str, Any] = {"run": options.run, "training": training}
+    if options.mode is not None:
+        settings["mode"] = options.mode
+    if options.optimizer is not None:
+        settings["optimizer"] = options.optimizer
+    return settings
+
+
+def _budgets(options: argparse.Namespace) -> list[Budget]:
+    return parse_budgets(options.max_params, options.max_macs, options.max_flops, options.max_memory)
+
+
+def _analyse(spec: str, options: argparse.Namespace, building: ModelOptions, given: list[InputShape] | None) -> ModelReport:
+    built = build(spec, building)
+    shapes = resolve(given, built.inputs, options.dtype, options.batch_size, spec)
+    return analyze(built.module, **analyze_arguments(shapes, built.module), **_analysis(options))
+
+
+def _summary(options: argparse.Namespace) -> int:
+    # Everything that can be wrong with the options fails here, before a long build and run.
+    view = ViewOptions.parse(options.depth, split_names(options.columns), split_names(options.rows), options.style)
+    budgets = _budgets(options)
+    building = _model_options(options)
+    given = from_options(options.input_size)
+    fmt = choose_format(options.format, options.output)
+    report = _analyse(options.model, options, building, given)
+    write_report(report, fmt, view, options.output)
+    over = excesses(report, budgets)
+    if over:
+        print(f"torchtally: budget exceeded: {'; '.join(over)}", file=sys.stderr)
+        return EXIT_BUDGET
+    return EXIT_OK
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Row names for the table: a model named twice gets ``name (2)``."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return unique
+
+
+def _compare(options: argparse.Namespace) -> int:
+    budgets = _budgets(options)
+    building = _model_options(options)
+    given = from_options(options.input_size)
+    fmt = choose_format(options.format, options.output)
+    reports: dict[str, ModelReport] = {}
+    names = _unique(list(options.models))
+    with Progress(len(names), options.progress) as progress:
+        for spec, name in zip(options.models, names):
+            progress.start(name)
+            try:
+                reports[name] = _analyse(spec, options, building, given)
+            except (CLIError, TorchtallyError) as error:  # say which of the models it was
+                code, message = _classify(error)
+                raise CLIError(f"{spec}: {message}", code) from error
+            progress.done(name)
+    text = table_text(compare(reports), fmt)
+    write(text, options.output)
+    over = [f"{name}: {'; '.join(found)}" for name, report in reports.items() if (found := excesses(report, budgets))]
+    for line in over:
+        print(f"torchtally: budget exceeded: {line}", file=sys.stderr)
+    return EXIT_BUDGET if over else EXIT_OK

@@ -1,0 +1,149 @@
+"""Hugging Face architectures from a config (a model type with overrides, or a local
+config.json), built without weights. Nothing is downloaded (only local files are read) and
+remote code is never run (``trust_remote_code=False``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CLIError, one_line
+from .inputs import InputShape
+from .suggest import did_you_mean
+
+TOKENS = 128  # the default token batch: 1 x 128
+NEVER_DOWNLOADS = "torchtally never downloads: save the config.json locally and pass its path"
+
+
+def _transformers() -> Any:
+    try:
+        import transformers
+    except ImportError:
+        raise CLIError("Hugging Face models need transformers: pip install transformers") from None
+    return transformers
+
+
+def model_types() -> list[str]:
+    try:
+        from transformers.models.auto import configuration_auto
+    except ImportError:
+        return []
+    return list(getattr(configuration_auto, "CONFIG_MAPPING_NAMES", {}))
+
+
+@contextlib.contextmanager
+def _quiet(transformers: Any, debug: bool) -> Iterator[None]:
+    """transformers logs advice about configs (token ids out of a small vocabulary, ...) that
+    is noise for an analysis; --debug keeps it."""
+    logging = transformers.logging
+    previous = logging.get_verbosity()
+    if not debug:
+        logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(previous)
+
+
+def _config(transformers: Any, target: str, overrides: dict[str, Any]) -> Any:
+    path = Path(target)
+    try:
+        if path.exists():
+            if path.is_dir() and not (path / "config.json").is_file():
+                raise CLIError(f"{target}: no config.json in this directory")
+            return transformers.AutoConfig.from_pretrained(
+                str(path), trust_remote_code=False, local_files_only=True, **overrides
+            )
+        if target.endswith(".json"):
+            raise CLIError(f"{target}: no such file")
+        if "/" in target or "\\" in target:
+            raise CLIError(f"hf:{target} is not a local file or directory; {NEVER_DOWNLOADS}")
+        types = model_types()
+        if target not in types:
+            raise CLIError(f"unknown Hugging Face model type {target!r}{did_you_mean(target, types, 'hf:')}")
+        return transformers.AutoConfig.for_model(target, **overrides)
+    except CLIError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bad config file or value, said in one line
+        if "trust_remote_code" in str(exc) or "auto_map" in str(exc):
+            raise CLIError(f"{target}: this config needs custom (remote) code, which torchtally never runs") from exc
+        raise CLIError(f"{target}: cannot read this config: {one_line(exc)}") from exc
+
+
+def _check_overrides(config: Any, overrides: dict[str, Any]) -> None:
+    """A misspelt --set would silently become a new attribute that nothing reads."""
+    try:
+        fresh = type(config)()
+    except Exception:  # noqa: BLE001 - a config class that needs arguments: nothing to check against
+        return
+    known = list(fresh.to_dict()) + list(getattr(fresh, "attribute_map", {}))
+    for key in overrides:
+        if not hasattr(fresh, key):
+            raise CLIError(f"--set {key}: {type(config).__name__} has no field {key!r}{did_you_mean(key, known)}")
+
+
+def _classes(transformers: Any, hf_class: str | None) -> list[Any]:
+    if hf_class is None:
+        # A language model's head is part of its cost; other architectures have none.
+        return [transformers.AutoModelForCausalLM, transformers.AutoModel]
+    found = getattr(transformers, hf_class, None) if hf_class.isidentifier() else None
+    if not isinstance(found, type):
+        autos = [name for name in dir(transformers) if name.startswith("AutoModel")]
+        raise CLIError(f"--hf-class: transformers has no class {hf_class!r}{did_you_mean(hf_class, autos)}")
+    return [found]
+
+
+def _instantiate(cls: Any, config: Any, kwargs: dict[str, Any]) -> nn.Module:
+    if cls.__name__.startswith("Auto"):
+        return cls.from_config(config, trust_remote_code=False, **kwargs)  # type: ignore[no-any-return]
+    return cls._from_config(config, **kwargs)  # type: ignore[no-any-return]
+
+
+def build_hf(
+    target: str, overrides: dict[str, Any], kwargs: dict[str, Any], hf_class: str | None, device: torch.device, debug: bool
+) -> tuple[nn.Module, list[InputShape] | None]:
+    transformers = _transformers()
+    with _quiet(transformers, debug):
+        config = _config(transformers, target, overrides)
+        _check_overrides(config, overrides)
+        classes = _classes(transformers, hf_class)
+        model = None
+        for position, cls in enumerate(classes):
+            try:
+                with torch.device(device):
+                    model = _instantiate(cls, config, kwargs)
+                break
+            except ValueError as exc:  # "Unrecognized configuration class": try the next class
+                if position + 1 < len(classes) and "Unrecognized configuration class" in str(exc):
+                    continue
+                raise CLIError(f"building {cls.__name__} from the {target} config failed: {one_line(exc)}") from exc
+            except Exception as exc:  # noqa: BLE001
+                raise CLIError(f"building {cls.__name__} from the {target} config failed: {one_line(exc)}") from exc
+    assert model is not None
+    return model, default_inputs(model, config)
+
+
+def default_inputs(model: nn.Module, config: Any) -> list[InputShape] | None:
+    """A 1 x 128 token batch for text models (shorter when the model's positions are fewer),
+    one image of the config's size for vision models; None when neither fits."""
+    main = getattr(model, "main_input_name", "input_ids")
+    if main == "input_ids":
+        limit = next(
+            (getattr(config, name) for name in ("max_position_embeddings", "n_positions")
+             if isinstance(getattr(config, name, None), int) and getattr(config, name) > 0),
+            TOKENS,
+        )
+        tokens = (1, min(TOKENS, limit))
+        if getattr(config, "is_encoder_decoder", False):
+            return [InputShape("input_ids", tokens, torch.long), InputShape("decoder_input_ids", tokens, torch.long)]
+        return [InputShape(None, tokens, torch.long)]
+    if main == "pixel_values":
+        size = getattr(config, "image_size", 224)
+        height, width = (size, size) if isinstance(size, int) else tuple(size)[:2]
+        return [InputShape(None, (1, int(getattr(config, "num_channels", 3)), int(height), int(width)))]
+    return None

@@ -1,0 +1,91 @@
+"""The inputs of the run: the model's usual ones (from where it was found) unless
+``--input-size`` gives others, with ``--dtype`` and ``--batch-size`` applied, turned into
+`tt.analyze`'s ``input_size`` and ``dtypes``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..inputs import model_float_dtype
+from .errors import CLIError
+from .values import parse_dtype, parse_shape
+
+
+@dataclass(frozen=True)
+class InputShape:
+    """One input of the forward call: positional (name None) or the keyword ``name``."""
+
+    name: str | None
+    shape: tuple[int, ...]
+    dtype: torch.dtype | None = None  # None: the model's own floating dtype
+
+    def text(self) -> str:
+        shape = "x".join(str(d) for d in self.shape)
+        return f"{self.name}={shape}" if self.name else shape
+
+
+def from_options(sizes: Sequence[Sequence[str]] | None) -> list[InputShape] | None:
+    """``--input-size`` as given (None when it was not)."""
+    if not sizes:
+        return None
+    shapes = [InputShape(*parse_shape(tokens)) for tokens in sizes]
+    named = [s.name for s in shapes if s.name is not None]
+    if named and len(named) != len(shapes):
+        raise CLIError("--input-size: name every input (input_ids=1 128) or none of them, not some")
+    if len(set(named)) != len(named):
+        raise CLIError(f"--input-size: the input {sorted(n for n in named if named.count(n) > 1)[0]!r} is given twice")
+    return shapes
+
+
+def resolve(
+    given: list[InputShape] | None,
+    defaults: list[InputShape] | None,
+    dtypes: Sequence[str] | None,
+    batch_size: int | None,
+    model_label: str,
+) -> list[InputShape]:
+    """The inputs to run with: ``given`` (else ``defaults``), then ``--dtype``, then ``--batch-size``."""
+    shapes = given if given is not None else defaults
+    if given is not None and defaults and not dtypes:
+        shapes = _usual_dtypes(given, defaults)
+    if shapes is None:
+        raise CLIError(f"no usual input size is known for {model_label}: give one, e.g. --input-size 1 3 224 224")
+    if dtypes:
+        parsed = [parse_dtype(text, "--dtype") for text in dtypes]
+        if len(parsed) not in (1, len(shapes)):
+            raise CLIError(f"--dtype is given {len(parsed)} times for {len(shapes)} inputs: give one for all or one per input")
+        shapes = [replace(s, dtype=parsed[0] if len(parsed) == 1 else parsed[i]) for i, s in enumerate(shapes)]
+    if batch_size is not None:
+        if batch_size < 1:
+            raise CLIError(f"--batch-size must be at least 1, got {batch_size}")
+        scalar = next((s for s in shapes if not s.shape), None)
+        if scalar is not None:
+            raise CLIError(f"--batch-size: the input {scalar.text() or '()'} has no batch dimension to replace")
+        shapes = [replace(s, shape=(batch_size, *s.shape[1:])) for s in shapes]
+    return shapes
+
+
+def _usual_dtypes(given: list[InputShape], defaults: list[InputShape]) -> list[InputShape]:
+    """New sizes for the usual inputs keep their dtypes (a token model's ids stay int64): by
+    name, else by position when there are as many."""
+    by_name: dict[str | None, torch.dtype | None] = {s.name: s.dtype for s in defaults if s.name is not None}
+    if given[0].name is not None:
+        return [replace(s, dtype=by_name.get(s.name, s.dtype)) for s in given]
+    if len(given) == len(defaults):
+        return [replace(s, dtype=d.dtype) for s, d in zip(given, defaults)]
+    return given
+
+
+def analyze_arguments(shapes: list[InputShape], model: nn.Module) -> dict[str, Any]:
+    """``input_size`` and ``dtypes`` for `tt.analyze` (keyword inputs as dicts)."""
+    float_dtype = model_float_dtype(model)
+    if shapes and shapes[0].name is not None:
+        named = {s.name: s.shape for s in shapes if s.name is not None}
+        dtypes = {s.name: s.dtype or float_dtype for s in shapes if s.name is not None}
+        return {"input_size": named, "dtypes": dtypes}
+    return {"input_size": [s.shape for s in shapes], "dtypes": [s.dtype or float_dtype for s in shapes]}
