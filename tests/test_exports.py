@@ -173,14 +173,12 @@ def expected_records(data: dict[str, Any]) -> list[dict[str, Any]]:
     return records
 
 
-LIST_COLUMNS = {"input_shapes", "output_shapes", "kernel_size"}  # JSON text in CSV and DataFrame
+LIST_COLUMNS = {"input_shapes", "output_shapes", "kernel_size", "shared_from"}  # JSON text in CSV and DataFrame
 
 
 def csv_matches(column: str, text: str, expected: Any) -> bool:
     if column in LIST_COLUMNS:
         return (json.loads(text) if text else None) == expected
-    if column == "shared_from":
-        return (text.split(";") if text else []) == expected
     if expected is None:
         return text == ""
     if isinstance(expected, bool):
@@ -199,8 +197,6 @@ def is_missing(value: Any) -> bool:
 def dataframe_matches(column: str, value: Any, expected: Any) -> bool:
     if column in LIST_COLUMNS:
         return (None if is_missing(value) else json.loads(value)) == expected
-    if column == "shared_from":
-        return (value.split(";") if value else []) == expected
     if expected is None:
         return is_missing(value)
     if isinstance(expected, bool):
@@ -449,3 +445,38 @@ def test_compare_rejects_what_is_not_a_report(bad: object) -> None:
 def test_compare_of_an_iterable_rejects_what_is_not_a_report(bad: object) -> None:
     with pytest.raises(tt.InputError):
         tt.compare([report_of("shared_conv"), bad])  # type: ignore[list-item]
+
+
+def test_sharing_with_the_root_survives_the_csv() -> None:
+    class RootHolds(torch.nn.Module):
+        """The root owns a 4x4 weight that its child Linear also holds."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(4, 4))
+            self.lin = torch.nn.Linear(4, 4, bias=False)
+            self.lin.weight = self.w
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(x) @ self.w
+
+    report = tt.analyze(RootHolds(), (2, 4))
+    rows = {row["name"]: row for row in csv.DictReader(io.StringIO(report.to_csv()))}
+    assert json.loads(rows["lin"]["shared_from"]) == [""]  # "" names the root, as in to_dict()
+    assert report.layer("lin").shared_from == ("",)
+    assert "shared: RootHolds" in report.table()
+
+
+def test_empty_tables_render() -> None:
+    class Noop(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    table = tt.analyze(Noop(), (2, 4)).by_operator()
+    assert table.rows == () and "operator" in str(table)
+    assert "model" in str(tt.compare([]))
+
+
+def test_compare_names_are_text() -> None:
+    table = tt.compare({("a", 1): report_of("shared_conv")})  # type: ignore[dict-item]
+    assert table.records()[0]["model"] == "('a', 1)"

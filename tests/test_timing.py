@@ -11,7 +11,7 @@ from torch import nn
 
 import torchtally as tt
 
-QUICK = tt.TimingOptions(warmup=1, repeats=3)
+QUICK = tt.TimingOptions(warmup=1, repeats=3)  # the first plain pass follows one warm-up pass
 
 
 class Sleeper(nn.Module):
@@ -155,3 +155,89 @@ def test_cuda_timing_uses_events() -> None:
     report = tt.analyze(model, (64, 256), timing=QUICK)
     assert report.timing is not None and report.timing.clock == "cuda events"
     assert report.timing.latency_median > 0
+
+
+class Recursive(nn.Module):
+    """Calls itself ``depth`` times, sleeping 5 ms at each level: 15 ms per pass."""
+
+    def forward(self, x: torch.Tensor, depth: int = 3) -> torch.Tensor:
+        time.sleep(0.005)
+        return self(x, depth - 1) if depth > 1 else x
+
+
+def test_a_module_calling_itself_is_timed_once_per_pass() -> None:
+    report = tt.analyze(Recursive(), (1, 4), timing=QUICK)
+    assert report.timing is not None
+    root = report.layer("")
+    # Nested calls are not added once per level: the root's time is the pass's time.
+    assert root.time == pytest.approx(report.timing.timed_mean)
+    assert root.self_time == pytest.approx(root.time)
+    assert root.time >= 0.015
+
+
+def test_a_child_called_by_its_sibling_is_charged_to_the_caller_subtree_like_macs() -> None:
+    class Outer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.slow = Sleeper(0.01)
+            self.caller = nn.Identity()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.slow(self.caller(x))
+
+    report = tt.analyze(Outer(), (1, 4), timing=QUICK)
+    # `time` sums own times over the module tree: the sleep is in `slow`, not in `caller`.
+    assert report.layer("slow").time >= 0.01
+    caller = report.layer("caller")
+    assert caller.time is not None and caller.time < 0.01
+
+
+def test_never_called_modules_have_no_time() -> None:
+    class WithSpare(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.used = nn.Linear(4, 4)
+            self.spare = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.used(x)
+
+    report = tt.analyze(WithSpare(), (2, 4), timing=QUICK)
+    assert report.layer("spare").time is None and report.layer("spare").self_time is None
+    assert report.layer("used").time is not None
+
+
+def test_an_empty_batch_has_no_throughput() -> None:
+    report = tt.analyze(nn.Linear(4, 4), (0, 4), timing=QUICK)
+    assert report.timing is not None
+    assert report.timing.batch_size == 0 and report.timing.throughput == 0
+
+
+def test_a_failure_in_warm_up_names_the_module() -> None:
+    class Picky(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if not isinstance(x, torch._subclasses.fake_tensor.FakeTensor):  # only real runs fail
+                raise ValueError("real values rejected")
+            return x
+
+    model = nn.Sequential(nn.Linear(4, 4), Picky())
+    with pytest.raises(tt.TorchtallyError, match=r"warm-up pass .* failed in module '1' \(Picky\).*real values rejected"):
+        tt.analyze(model, (2, 4), timing=QUICK)
+
+
+def test_a_weight_first_written_during_the_timed_passes_is_reported() -> None:
+    class WritesLate(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            type(self).passes += 1  # on the class: the analysis restores the instance's attributes
+            if type(self).passes == 4:  # counting run, 1 warm-up, 1 plain pass: the 4th is timed
+                self.weight.mul_(10)
+            return x * self.weight
+
+        passes = 0
+
+    with pytest.raises(tt.TorchtallyError, match="wrote its parameters \\(weight\\) during the timed passes"):
+        tt.analyze(WritesLate(), (2, 4), timing=QUICK)

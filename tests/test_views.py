@@ -570,15 +570,38 @@ def test_summary_prints_once_outside_ipython(no_ipython: None, capsys: pytest.Ca
     assert capsys.readouterr().out.count("Total params: 268,650") == 1
 
 
-def test_summary_prints_nothing_in_ipython(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: object()))
+class FakeShell:
+    """What summary() uses of an IPython shell: the cell number and the display publisher."""
+
+    def __init__(self) -> None:
+        self.execution_count = 7
+        self.published: list[dict[str, str]] = []
+        self.display_pub = types.SimpleNamespace(publish=lambda data, metadata: self.published.append(data))
+
+
+def test_summary_shows_one_table_per_call_in_a_notebook(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell = FakeShell()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    report = tt.summary(SmallCNN(), (1, 3, 32, 32), depth=0)
+    assert capsys.readouterr().out == ""  # nothing printed: shown as the cell's output instead
+    assert shell.published == [{"text/plain": report.table(depth=0), "text/html": report.to_html(depth=0)}]
+    # IPython then asks the returned report (the cell's value) to display itself: not again.
+    report._ipython_display_()
+    assert len(shell.published) == 1
+    # In a later cell, the report displays normally (with the settings given to summary()).
+    shell.execution_count = 8
+    report._ipython_display_()
+    assert len(shell.published) == 2 and shell.published[1]["text/html"] == report.to_html(depth=0)
+    # A loop of summaries shows every table.
+    for _ in range(2):
+        tt.summary(SmallCNN(), (1, 3, 32, 32))
+    assert len(shell.published) == 4
+    # An explicit file is written to, notebook or not.
     out = io.StringIO()
-    report = tt.summary(SmallCNN(), (1, 3, 32, 32), depth=0, file=out)
-    assert out.getvalue() == ""
-    assert capsys.readouterr().out == ""
-    # the returned report displays itself with the settings given to summary()
-    assert report._repr_html_() == report.to_html(depth=0)
-    assert str(report) == report.table(depth=0)
+    tt.summary(SmallCNN(), (1, 3, 32, 32), depth=0, file=out)
+    assert out.getvalue() == report.table(depth=0) + "\n" and len(shell.published) == 4
 
 
 class FakeTerminal(io.StringIO):
@@ -723,3 +746,43 @@ def test_golden_rich_small_cnn_100(small_cnn: tt.ModelReport, update_golden: boo
 
 def test_golden_compare_lightweight(lightweight: dict[str, tt.ModelReport], update_golden: bool) -> None:
     check_golden("compare_lightweight.txt", str(tt.compare(lightweight)), update_golden)
+
+
+def test_flat_style_keeps_torchsummary_columns_for_training_and_timed_reports() -> None:
+    trained = tt.analyze(SmallCNN(), (1, 3, 32, 32), training=True)
+    assert parse_table(trained.table(style="flat"))[0] == ["Layer (type)", "Output Shape", "Param #"]
+    timed = tt.analyze(SmallCNN(), (1, 3, 32, 32), timing=tt.TimingOptions(warmup=1, repeats=1))
+    untimed = tt.analyze(SmallCNN(), (1, 3, 32, 32))
+    # A container is listed for its own work, never for having been timed.
+    assert len(parse_table(timed.table(style="flat"))[1]) == len(parse_table(untimed.table(style="flat"))[1])
+
+
+def test_view_settings_given_to_analyze_get_a_hint() -> None:
+    for setting in ({"depth": 2}, {"columns": ["macs"]}, {"rows": "hide_empty"}, {"style": "flat"}):
+        with pytest.raises(tt.InputError, match="report.table"):
+            tt.analyze(SmallCNN(), (1, 3, 32, 32), **setting)
+
+
+def test_unfold_kernel_is_two_dimensional() -> None:
+    report = tt.analyze(nn.Unfold(kernel_size=2), (1, 3, 4, 4))
+    assert report.layers[0].kernel_size == (2, 2)
+
+
+def test_a_module_name_with_a_newline_stays_on_one_row() -> None:
+    class Odd(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.d = nn.ModuleDict({"new\nline": nn.ReLU(), "pipe|<b>\\": nn.ReLU()})
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.d["pipe|<b>\\"](self.d["new\nline"](x))
+
+    report = tt.analyze(Odd(), (1, 4))
+    text = report.table()
+    assert "new\\nline (ReLU)" in text
+    assert sum("(ReLU)" in line for line in text.splitlines()) == 2
+    markdown = report.to_markdown()
+    table_lines = [line for line in markdown.splitlines() if line.startswith("| ")]  # not the :--- rule
+    # every Markdown row has the header's number of cells: escaped |, no raw HTML
+    assert all(line.count(" | ") == table_lines[0].count(" | ") for line in table_lines)
+    assert "pipe\\|&lt;b&gt;\\\\ (ReLU)" in markdown and "<b>" not in markdown

@@ -98,7 +98,8 @@ def _kernel_size(module: nn.Module) -> tuple[int, ...] | None:
     """Convolutions' and pooling layers' ``kernel_size`` (an int means a square/cube kernel)."""
     size = getattr(module, "kernel_size", None)
     if isinstance(size, int) and not isinstance(size, bool):
-        dims = _SPATIAL_DIMS.get(type(module).__name__[-2:], 1)
+        name = type(module).__name__
+        dims = 2 if name in ("Unfold", "Fold") else _SPATIAL_DIMS.get(name[-2:], 1)
         return (size,) * dims
     if isinstance(size, (tuple, list)) and all(isinstance(s, int) and not isinstance(s, bool) for s in size):
         return tuple(size)
@@ -215,9 +216,17 @@ def build_report(
 
 
 def with_timing(report: ModelReport, measured: Measured) -> ModelReport:
-    """``report`` with the measured times on its layers (same module tree, same order)."""
+    """``report`` with the measured times on its layers (same module tree, same order). A
+    layer's ``time`` is its ``self_time`` summed over its subtree, like ``macs``; modules the
+    timed passes never called have no time."""
+    nodes = [layer.parent for layer in report.layers]
+    inclusive = list(measured.own)
+    for index in range(len(nodes) - 1, -1, -1):  # children come after their parent
+        parent = nodes[index]
+        if parent is not None:
+            inclusive[parent] += inclusive[index]
     layers = tuple(
-        replace(layer, time=inclusive, self_time=own)
-        for layer, inclusive, own in zip(report.layers, measured.inclusive, measured.own)
+        replace(layer, time=total, self_time=own) if called else layer
+        for layer, total, own, called in zip(report.layers, inclusive, measured.own, measured.called, strict=True)
     )
     return replace(report, layers=layers, timing=measured.stats)

@@ -26,7 +26,7 @@ def compare(reports: Mapping[str, ModelReport] | Iterable[ModelReport]) -> DataT
         if not isinstance(report, ModelReport):
             which = repr(name) if name is not None else f"item {position}"
             raise InputError(f"compare() takes ModelReports (from tt.analyze); {which} is a {type(report).__name__}")
-    named = [(report.model_type if name is None else name, report) for name, report in named]
+    named = [(report.model_type if name is None else str(name), report) for name, report in named]
     rows = [
         (name, _input_text(r), r.total_params, r.total_macs, r.total_flops, r.param_bytes, r.memory.peak)
         for name, r in named

@@ -93,6 +93,13 @@ class ModelState:
                 if address in self._storages and address not in self._saved:
                     self._saved[address] = [(t, t.detach().clone()) for t in self._storages[address]]
 
+    def saved(self, tensor: torch.Tensor) -> bool:
+        """Whether ``tensor``'s values were saved before a write (and will be put back)."""
+        try:
+            return tensor.untyped_storage().data_ptr() in self._saved
+        except (RuntimeError, NotImplementedError):
+            return False
+
     def restore(self) -> None:
         """Put everything back. Every step runs even if an earlier one fails (the flags and the
         RNG are always restored); the first failure is raised afterwards."""

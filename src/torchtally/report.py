@@ -108,7 +108,8 @@ class LayerReport:
     kernel_size: tuple[int, ...] | None = None
     groups: int | None = None
     # Measured (``analyze(..., timing=True)``), seconds per forward pass, all calls, mean over
-    # the timed passes: inclusive of its submodules, and its own. None when not timed.
+    # the timed passes: its own work, and that summed over its subtree (like macs). None when
+    # not timed, or when the timed passes never called it.
     time: float | None = None
     self_time: float | None = None
 
@@ -205,6 +206,8 @@ class ModelReport:
     active_params: int | None = None
     timing: TimingStats | None = None  # measured forward passes (``analyze(..., timing=True)``)
     view: ViewOptions = ViewOptions()  # how `print(report)` and notebooks show it (see `with_view`)
+    # The notebook cell `summary()` already showed this report in (see notebook.py).
+    shown_in_cell: int | None = field(default=None, repr=False, compare=False)
 
     # Parameter totals, each counted once by identity.
     @property
@@ -339,7 +342,8 @@ class ModelReport:
         Args:
             depth: fold modules deeper than this into their ancestor's row (0: one row).
             columns: `Column` names to show after the layer name, in order (default: input
-                and output shape, Param #, MACs, FLOPs; backward MACs/FLOPs when training).
+                and output shape, Param #, MACs, FLOPs; backward MACs/FLOPs when training,
+                Time and Time % when timed; the flat style: output shape and Param #).
             rows: `RowSetting` names: ``"type_names"``, ``"ascii_only"``, ``"hide_empty"``,
                 ``"collapse_repeats"``.
             style: ``"tree"`` (the module hierarchy) or ``"flat"`` (torchsummary's layout).
@@ -461,8 +465,16 @@ class ModelReport:
         printer.text(repr(self) if cycle else self.table())
 
     def _repr_html_(self) -> str:
-        """Jupyter's display: the HTML table."""
+        """The HTML table, for front ends that ask for HTML."""
         return self.to_html()
+
+    def _ipython_display_(self) -> None:
+        """IPython/Jupyter: the HTML table (text in a terminal), unless `summary()` showed
+        this report in the running cell already."""
+        from .notebook import cell, show
+
+        if self.shown_in_cell is None or self.shown_in_cell != cell():
+            show(self)
 
     def __rich__(self) -> Any:
         """``rich.print(report)``: the table at the terminal's width."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -231,6 +232,29 @@ def _run_once(
     )
 
 
+# Settings of the table, not of the analysis: given to analyze() they would reach forward().
+_VIEW_SETTINGS = ("depth", "columns", "rows", "style")
+
+
+def _check_not_view_settings(model: nn.Module, kwargs: Mapping[str, Any]) -> None:
+    """A view setting passed to analyze() is a mistake unless forward() takes that name."""
+    misplaced = [name for name in _VIEW_SETTINGS if name in kwargs]
+    if not misplaced:
+        return
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    unknown = [name for name in misplaced if name not in parameters and not takes_any]
+    if unknown:
+        given = ", ".join(f"{name}=" for name in unknown)
+        raise InputError(
+            f"{given} chooses how a report is shown, not what is analysed: use tt.summary(..., {given}...), "
+            f"report.table({given}...) or report.with_view({given}...)"
+        )
+
+
 def analyze(
     model: nn.Module,
     input_size: InputSize | None = None,
@@ -284,6 +308,7 @@ def analyze(
     if loss_fn is not None and not callable(loss_fn):
         raise InputError(f"loss_fn must be a callable taking the model's output; got {loss_fn!r}")
     timing_plan = timing_options(timing)
+    _check_not_view_settings(model, kwargs)
     mode = _choice(("train" if training else "eval") if mode is None else mode, MODES, "mode")
     run = _choice(run, RUNS, "run")
     plan_training = None
@@ -368,11 +393,5 @@ def _timed(
     except (RuntimeError, TypeError, ValueError) as exc:
         raise InputError(f"could not create the inputs on {device}: {exc}") from exc
     first = report.inputs[0].shape if report.inputs else ()
-    batch = first[0] if first and first[0] > 0 else 1
-    try:
-        measured = measure(target, nodes, args, kwargs, device, mode, options, batch)
-    except TorchtallyError:
-        raise
-    except Exception as exc:
-        raise TorchtallyError(f"the timed forward passes failed ({type(exc).__name__}: {exc})") from exc
-    return with_timing(report, measured)
+    batch = max(first[0], 0) if first else 1  # a ragged (-1) or empty batch counts no samples
+    return with_timing(report, measure(target, nodes, args, kwargs, device, mode, options, batch))

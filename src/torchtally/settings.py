@@ -39,7 +39,7 @@ class Column(str, Enum):
 class RowSetting(str, Enum):
     """Options for which rows are shown and how they are labelled."""
 
-    TYPE_NAMES = "type_names"  # label rows ``Conv2d: 1-1`` (class, depth-index) instead of ``conv1 (Conv2d)``
+    TYPE_NAMES = "type_names"  # label rows ``Conv2d: 1-1`` (class: depth-index; flat style ``Conv2d-1``), not ``conv1 (Conv2d)``
     ASCII_ONLY = "ascii_only"  # draw the tree with ASCII characters only
     HIDE_EMPTY = "hide_empty"  # hide modules with no parameters, no cost and nothing shown below them
     COLLAPSE_REPEATS = "collapse_repeats"  # fold runs of identical sibling blocks into one row
@@ -112,7 +112,10 @@ class ViewOptions:
         )
 
     def columns_for(self, training: bool, timed: bool) -> tuple[Column, ...]:
+        """The columns asked for, else the style's defaults: the tree adds backward and time
+        columns to reports that have them; the flat style keeps torchsummary's two."""
         if self.columns is not None:
             return self.columns
-        default = TREE_COLUMNS if self.style is Style.TREE else FLAT_COLUMNS
-        return default + (TRAINING_COLUMNS if training else ()) + (TIMING_COLUMNS if timed else ())
+        if self.style is Style.FLAT:
+            return FLAT_COLUMNS
+        return TREE_COLUMNS + (TRAINING_COLUMNS if training else ()) + (TIMING_COLUMNS if timed else ())

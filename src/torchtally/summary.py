@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Any, TextIO
 
 from torch import nn
 
+from . import notebook
 from .inputs import InputSize
 from .report import ModelReport
 from .run import analyze
@@ -14,10 +16,8 @@ from .settings import ColumnsArg, RowsArg, Style, ViewOptions
 
 
 def _in_ipython() -> bool:
-    """True inside IPython or Jupyter, where the returned report displays itself."""
-    ipython = sys.modules.get("IPython")
-    get = getattr(ipython, "get_ipython", None)
-    return callable(get) and get() is not None
+    """True inside IPython or Jupyter, where reports are shown as notebook output."""
+    return notebook.in_ipython()
 
 
 def _print(report: ModelReport, file: TextIO) -> None:
@@ -50,12 +50,14 @@ def summary(
 
     ``depth``, ``columns``, ``rows`` and ``style`` choose what the table shows (see
     `ModelReport.table`); the returned report keeps them for ``print(report)`` and notebooks.
-    In IPython and Jupyter nothing is printed: the returned report displays itself as the
-    cell's value, so the table never appears twice.
+    In IPython and Jupyter the table is shown as the cell's output (HTML in a notebook), and
+    the returned report does not show itself again as that cell's value: one table per call.
     """
     view = ViewOptions.parse(depth, columns, rows, style)  # a bad setting fails before a long analysis
     report = analyze(model, input_size, **options)
     report = report.with_view(view.depth, columns=view.columns, rows=view.rows, style=view.style)
-    if not _in_ipython():
-        _print(report, file if file is not None else sys.stdout)
+    if _in_ipython() and file is None:
+        notebook.show(report)
+        return replace(report, shown_in_cell=notebook.cell())  # not shown again as the cell's value
+    _print(report, file if file is not None else sys.stdout)
     return report

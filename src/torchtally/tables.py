@@ -113,6 +113,10 @@ class DataTable:
         headers, numeric, cells = self._cells()
         return render_text(TableView(headers, numeric, cells, footer=()))
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's terminal display: the text table."""
+        printer.text(f"<DataTable {self.title}>" if cycle else str(self))
+
 
 def table_from_mapping(title: str, columns: Mapping[str, str], rows: list[tuple[Any, ...]]) -> DataTable:
     """A DataTable from ``{column: kind}`` and rows in that column order."""

@@ -13,10 +13,11 @@ called."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ import torch
 from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .errors import InputError
+from .errors import InputError, TorchtallyError, describe_module
 from .guard import ModelState
 from .patching import ForwardPatches
 from .tree import ModuleNode
@@ -32,7 +33,8 @@ from .tree import ModuleNode
 
 @dataclass(frozen=True)
 class TimingOptions:
-    """How to measure: ``warmup`` untimed passes, then ``repeats`` timed ones of each kind."""
+    """How to measure: ``warmup`` untimed passes (at least one: it is also where writes to the
+    weights are watched for), then ``repeats`` timed passes of each kind."""
 
     warmup: int = 3
     repeats: int = 20
@@ -40,8 +42,8 @@ class TimingOptions:
     def __post_init__(self) -> None:
         for name in ("warmup", "repeats"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "warmup" else 1):
-                raise InputError(f"timing {name} must be a whole number >= {0 if name == 'warmup' else 1}; got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"timing {name} must be a whole number >= 1; got {value!r}")
 
 
 def timing_options(value: object) -> TimingOptions | None:
@@ -63,7 +65,7 @@ class TimingStats:
     clock: str  # "cuda events" or "perf_counter"
     warmup: int
     repeats: int
-    batch_size: int  # samples per pass (the first input's first dimension)
+    batch_size: int  # samples per pass (the first input's first dimension; 0 for an empty batch)
     latency_median: float  # plain forward passes, no timers
     latency_p90: float
     latency_min: float
@@ -79,8 +81,8 @@ class TimingStats:
 @dataclass(frozen=True)
 class Measured:
     stats: TimingStats
-    inclusive: list[float]  # per module (tree order): mean seconds per pass, all its calls
-    own: list[float]
+    own: list[float]  # per module (tree order): mean seconds per pass of its own work, all calls
+    called: list[bool]  # per module: whether the timed passes called it
 
 
 class _Clock:
@@ -88,6 +90,7 @@ class _Clock:
 
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
+        self.device = device
         self.name = "cuda events" if self.cuda else "perf_counter"
 
     def now(self) -> Any:
@@ -103,7 +106,7 @@ class _Clock:
     def settle(self) -> None:
         """Wait for queued GPU work (before reading events, and around a timed pass)."""
         if self.cuda:
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self.device)
 
 
 class _ModuleTimers:
@@ -113,6 +116,7 @@ class _ModuleTimers:
         self.nodes = nodes
         self.clock = clock
         self.calls: list[tuple[int, int, Any, Any]] = []
+        self.failed_in: int | None = None  # the innermost module an exception left
         self._stack: list[int] = []
         self._patches = ForwardPatches()
 
@@ -132,19 +136,25 @@ class _ModuleTimers:
             start = clock.now()
             try:
                 return forward(*args, **kwargs)
+            except BaseException:
+                if self.failed_in is None:
+                    self.failed_in = index
+                raise
             finally:
                 calls.append((index, caller, start, clock.now()))
                 stack.pop()
 
         return timed_forward
 
-    def collect(self, inclusive: list[float], own: list[float]) -> float:
-        """Add this pass's times to the per-module sums; the pass's total (top-level calls)."""
+    def collect(self, own: list[float], called: list[bool]) -> float:
+        """Add this pass's own times to the per-module sums; the pass's total (top-level calls).
+        A module's own time is its calls' time minus the time of the calls it made (a module
+        calling itself included)."""
         self.clock.settle()
         total = 0.0
         for index, caller, start, end in self.calls:
             seconds = self.clock.seconds(start, end)
-            inclusive[index] += seconds
+            called[index] = True
             own[index] += seconds
             if caller >= 0:
                 own[caller] -= seconds
@@ -155,8 +165,10 @@ class _ModuleTimers:
 
 
 class _WriteGuard(TorchDispatchMode):  # type: ignore[no-untyped-call]
-    """For the first pass only: lets the model state save a parameter before an operator
-    overwrites it (a forward that writes its own weights is undone afterwards)."""
+    """For the warm-up passes: lets the model state save a parameter before an operator
+    overwrites it (a forward that writes its own weights is undone afterwards). Not during
+    the timed passes, whose time it would distort: a write first made there is detected
+    by the parameters' version counters instead."""
 
     def __init__(self, state: ModelState):
         super().__init__()  # type: ignore[no-untyped-call]
@@ -177,14 +189,8 @@ def _quantile(values: list[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _plain_passes(run: Callable[[], Any], clock: _Clock, repeats: int) -> Iterator[float]:
-    for _ in range(repeats):
-        clock.settle()
-        start = clock.now()
-        run()
-        end = clock.now()
-        clock.settle()
-        yield clock.seconds(start, end)
+def _versions(params: Sequence[torch.Tensor]) -> list[int]:
+    return [param._version for param in params]
 
 
 def measure(
@@ -201,30 +207,55 @@ def measure(
     clock = _Clock(device)
     state = ModelState(nodes)
     timers = _ModuleTimers(nodes, clock)
-    inclusive = [0.0] * len(nodes)
     own = [0.0] * len(nodes)
+    called = [False] * len(nodes)
+    params = list(dict.fromkeys(p for node in nodes for p in node.module._parameters.values() if p is not None))
+    plain: list[float] = []
+    timed: list[float] = []
+    where = "a warm-up pass"
     try:
         state.copy_buffers()
         if mode != "same":
             model.train(mode == "train")
-        with torch.no_grad():
-            with _WriteGuard(state):
-                model(*args, **kwargs)
-            for _ in range(options.warmup):
-                model(*args, **kwargs)
+        with torch.no_grad(), torch.cuda.device(device) if clock.cuda else contextlib.nullcontext():
+            timers.attach()  # during warm-up only to say where a failure happened
+            try:
+                with _WriteGuard(state):
+                    for _ in range(options.warmup):
+                        model(*args, **kwargs)
+            finally:
+                timers.detach()
+                timers.calls.clear()
+            before = _versions(params)
             # Interleaved, so that the machine's noise hits plain and timed passes alike.
-            plain: list[float] = []
-            timed: list[float] = []
             for _ in range(options.repeats):
-                plain.extend(_plain_passes(lambda: model(*args, **kwargs), clock, 1))
+                where = "a plain timed pass"
+                clock.settle()
+                start = clock.now()
+                model(*args, **kwargs)
+                end = clock.now()
+                clock.settle()
+                plain.append(clock.seconds(start, end))
+                where = "a pass with module timers"
                 timers.attach()
                 try:
                     model(*args, **kwargs)
                 finally:
                     timers.detach()
-                timed.append(timers.collect(inclusive, own))
+                timed.append(timers.collect(own, called))
+            # Written first during the timed passes: no copy was saved, the change cannot be undone.
+            unsaved = [p for p, version in zip(params, before) if p._version != version and not state.saved(p)]
+    except Exception as exc:
+        module = f" in {_describe(nodes[timers.failed_in])}" if timers.failed_in is not None else ""
+        raise TorchtallyError(f"{where} of the timed forward passes failed{module} ({type(exc).__name__}: {exc})") from exc
     finally:
         state.restore()
+    if unsaved:
+        names = ", ".join(_parameter_names(nodes, unsaved))
+        raise TorchtallyError(
+            f"the model wrote its parameters ({names}) during the timed passes but not during warm-up, "
+            "so they could not be saved first and are left changed; time it with more warm-up passes"
+        )
     repeats = options.repeats
     median = statistics.median(plain)
     mean = statistics.fmean(plain)
@@ -243,4 +274,18 @@ def measure(
         timed_mean=timed_mean,
         overhead=timed_mean / mean - 1 if mean > 0 else 0.0,
     )
-    return Measured(stats, [value / repeats for value in inclusive], [value / repeats for value in own])
+    return Measured(stats, [value / repeats for value in own], called)
+
+
+def _describe(node: ModuleNode) -> str:
+    return describe_module(node.name, type(node.module).__name__)
+
+
+def _parameter_names(nodes: list[ModuleNode], params: Sequence[torch.Tensor]) -> list[str]:
+    wanted = {id(p) for p in params}
+    return [
+        f"{node.name + '.' if node.name else ''}{name}"
+        for node in nodes
+        for name, p in node.module._parameters.items()
+        if p is not None and id(p) in wanted
+    ]

@@ -37,7 +37,7 @@ def _percent(part: int, whole: int) -> str:
 
 def _time(seconds: float, timed: bool) -> str:
     """``1.23 ms`` / ``456.7 µs``; own times may come out slightly negative from timer noise."""
-    if not timed:
+    if not timed or seconds == 0:
         return EMPTY
     if abs(seconds) >= 1:
         return f"{seconds:.2f} s"

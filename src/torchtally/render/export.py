@@ -11,7 +11,8 @@ from ..report import LayerReport, ModelReport
 from ..tables import DataTable, table_from_mapping
 
 # Columns of the per-layer export, as in `LayerReport.to_dict()` (``parent`` is the parent's
-# row index). Shapes are JSON text: per call, the shape of each tensor.
+# row index). Lists are JSON text: shapes (per call, the shape of each tensor), shared_from,
+# kernel_size.
 LAYER_COLUMNS = (
     "name", "type", "depth", "parent", "calls", "input_shapes", "output_shapes", "params", "trainable_params",
     "used_params", "param_bytes", "subtree_params", "shared_from", "buffers", "buffer_bytes", "macs", "flops",
@@ -26,10 +27,10 @@ def _shapes(calls: tuple[tuple[tuple[int, ...], ...], ...]) -> str:
 
 
 def _record(layer: LayerReport, unused: bool) -> dict[str, Any]:
-    record: dict[str, Any] = {name: getattr(layer, name, None) for name in LAYER_COLUMNS}
+    record: dict[str, Any] = {name: getattr(layer, name) for name in LAYER_COLUMNS if name != "unused"}
     record["input_shapes"] = _shapes(layer.input_shapes)
     record["output_shapes"] = _shapes(layer.output_shapes)
-    record["shared_from"] = ";".join(layer.shared_from)
+    record["shared_from"] = json.dumps(list(layer.shared_from))  # "" (the root) is a name too
     record["kernel_size"] = None if layer.kernel_size is None else json.dumps(list(layer.kernel_size))
     record["unused"] = unused
     return record

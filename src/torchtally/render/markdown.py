@@ -5,8 +5,14 @@ from __future__ import annotations
 from .table import TableView
 
 
+_ESCAPES = {ord("\\"): "\\\\", ord("|"): "\\|", ord("<"): "&lt;", ord(">"): "&gt;"}
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|") or " "
+    """Markdown-safe: no HTML, no column breaks; leading spaces (the tree's) kept as
+    non-breaking ones, which Markdown does not trim."""
+    stripped = text.lstrip(" ")
+    return "\u00a0" * (len(text) - len(stripped)) + stripped.translate(_ESCAPES) or " "
 
 
 def markdown_table(headers: tuple[str, ...], numeric: tuple[bool, ...], rows: tuple[tuple[str, ...], ...]) -> str:

@@ -20,6 +20,9 @@ class TableView:
     footer: tuple[tuple[str, ...], ...]  # sections of lines
 
 
+_CONTROL = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
 class _Labels:
     def __init__(self, report: ModelReport, options: ViewOptions):
         self.report = report
@@ -53,7 +56,7 @@ class _Labels:
             text += f" x{layer.calls}"
         if layer.name in self.unused:
             text += " (unused)"
-        return text
+        return text.translate(_CONTROL)  # a ModuleDict key may hold a newline: one row stays one line
 
 
 def table_view(report: ModelReport, options: ViewOptions) -> TableView:

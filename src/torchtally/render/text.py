@@ -9,7 +9,7 @@ GAP = "  "  # between columns
 
 
 def column_widths(view: TableView) -> list[int]:
-    return [max(len(view.headers[c]), *(len(row[c]) for row in view.rows)) for c in range(len(view.headers))]
+    return [max([len(view.headers[c]), *(len(row[c]) for row in view.rows)]) for c in range(len(view.headers))]
 
 
 def table_line(cells: tuple[str, ...], widths: list[int], numeric: tuple[bool, ...]) -> str:

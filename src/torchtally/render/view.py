@@ -21,6 +21,8 @@ SUMMED = (
 )
 
 
+# What a module did itself, whatever the columns: its weights and its operators' work.
+_WORK = frozenset({"params", "macs", "flops", "backward_macs", "backward_flops", "memory_read", "memory_write"})
 # The summed quantity behind each column that shows one.
 _QUANTITY_OF = {
     Column.PARAMS: "params", Column.PARAMS_PERCENT: "params", Column.TRAINABLE: "trainable_params",
@@ -90,8 +92,9 @@ class Row:
 
 
 class _Signatures:
-    """A hashable description of a module's subtree (types, parameters, costs, shapes), equal
-    for blocks that differ only by name: used to find runs of repeated blocks."""
+    """A hashable description of a module's subtree (types, parameters and whether they
+    train, costs, tensor shapes and dtypes), equal for blocks that differ only by name: used
+    to find runs of repeated blocks."""
 
     def __init__(self, report: ModelReport):
         self._report = report
@@ -102,8 +105,8 @@ class _Signatures:
         if found is None:
             layer = self._report.layers[index]
             found = self._cache[index] = (
-                layer.type, layer.calls, layer.params, layer.self_macs, layer.self_flops,
-                layer.self_backward_flops, layer.input_shapes, layer.output_shapes,
+                layer.type, layer.calls, layer.params, layer.trainable_params, layer.self_macs, layer.self_flops,
+                layer.self_backward_flops, layer.inputs, layer.outputs,  # shapes and dtypes
                 tuple(self.of(child) for child in layer.children),
             )
         return found
@@ -158,7 +161,8 @@ def build_rows(report: ModelReport, options: ViewOptions) -> list[Row]:
     itself, and containers whose children are shown and that hold nothing themselves."""
     if not report.layers:
         return []
-    root = _Builder(report, options).row((0,))
+    builder = _Builder(report, options)
+    root = builder.row((0,))
     ascii_only = RowSetting.ASCII_ONLY in options.rows
     branch, last_branch, bar, space = ("|-", "`-", "| ", "  ") if ascii_only else ("├─", "└─", "│ ", "  ")
     ordered: list[Row] = []
@@ -176,5 +180,8 @@ def build_rows(report: ModelReport, options: ViewOptions) -> list[Row]:
 
     visit(root, "")
     if options.style is Style.FLAT:
-        ordered = [row for row in ordered if row.whole_subtree or not row.children or not row.amounts.is_empty()]
+        # A container is listed when it did work of its own (a residual add) or holds weights,
+        # or has something in a column shown (its measured time, when Time is a column).
+        wanted = builder.shown | _WORK
+        ordered = [row for row in ordered if row.whole_subtree or not row.children or not row.amounts.is_empty(wanted)]
     return ordered
