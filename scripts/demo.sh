@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and print the summary of a real model: torchvision's resnet18.
+# Set up (scripts/setup.sh), then the main job: the command line's summary of a real model,
+# torchvision's resnet18 (its architecture, built without weights; extra arguments go to the CLI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python examples/resnet18_summary.py
+.venv/bin/torchtally resnet18 --depth 1 "$@"
