@@ -153,7 +153,7 @@ def _mixture_of_experts() -> tt.ModelReport:
 
 
 def _timed() -> tt.ModelReport:
-    return tt.analyze(SmallCNN(), (2, 3, 32, 32), timing=tt.TimingOptions(warmup=0, repeats=2))
+    return tt.analyze(SmallCNN(), (2, 3, 32, 32), timing=tt.TimingOptions(warmup=1, repeats=2))
 
 
 def _resnet18_meta() -> tt.ModelReport:
