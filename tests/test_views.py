@@ -360,7 +360,7 @@ def test_depth_folds_subtrees_into_rows(resnet18: tt.ModelReport) -> None:
 def test_type_names_labels(small_cnn: tt.ModelReport, resnet18: tt.ModelReport) -> None:
     labels = [prefix + cells[0] for prefix, cells in parse_table(small_cnn.table(rows="type_names"))[1]]
     # torchinfo's "Class: depth-index", numbered among the rows of each depth
-    assert labels == ["SmallCNN: 0-1", "├─Conv2d: 1-1", "├─Conv2d: 1-2", "├─Linear: 1-3", "└─Linear: 1-4"]
+    assert labels == ["SmallCNN", "├─Conv2d: 1-1", "├─Conv2d: 1-2", "├─Linear: 1-3", "└─Linear: 1-4"]
     deep = [cells[0] for _, cells in parse_table(resnet18.table(depth=2, rows="type_names"))[1]]
     assert [label for label in deep if label.startswith("BasicBlock")] == [f"BasicBlock: 2-{i}" for i in range(1, 9)]
     # flat: torchsummary's "Class-index" (a Sequential root holding nothing has no row)

@@ -39,7 +39,7 @@ def _param_lines(report: ModelReport) -> list[str]:
     ]
 
 
-def _truth_lines(report: ModelReport) -> list[str]:
+def truth_lines(report: ModelReport) -> list[str]:
     """What the older tools get wrong: used vs unused weights, sharing, routing, laziness."""
     lines = [
         f"Used params: {with_commas(report.used_params)} (read by an operator during the run)",
@@ -116,7 +116,7 @@ def _run_lines(report: ModelReport) -> list[str]:
 
 def tree_footer(report: ModelReport) -> list[list[str]]:
     """torchtally's footer, as one section."""
-    lines = _param_lines(report) + _truth_lines(report) + _compute_lines(report) + _memory_lines(report)
+    lines = _param_lines(report) + truth_lines(report) + _compute_lines(report) + _memory_lines(report)
     return [lines + _timing_lines(report) + _run_lines(report)]
 
 
@@ -124,18 +124,22 @@ def _mb(value: int) -> str:
     return f"{value / MB:.2f}"
 
 
-def flat_footer(report: ModelReport) -> list[list[str]]:
-    """torchsummary's footer (sizes in MB = 2**20 bytes, from real dtypes; the forward/backward
-    pass size is its convention, twice the activations: each output and its gradient), then
-    the figures it lacks."""
+def size_lines(report: ModelReport) -> list[str]:
+    """torchsummary's four size lines, in MB (2**20 bytes) from real dtypes."""
     memory = report.memory
-    passes = 2 * memory.activations
-    sizes = [
+    passes = 2 * memory.activations  # torchsummary's convention: every output and its gradient
+    return [
         f"Input size (MB): {_mb(memory.inputs)}",
         f"Forward/backward pass size (MB): {_mb(passes)}",
         f"Params size (MB): {_mb(report.param_bytes)}",
         f"Estimated Total Size (MB): {_mb(memory.inputs + passes + report.param_bytes)}",
     ]
-    peak = [f"Peak memory (estimated from tensor lifetimes): {binary_bytes(memory.peak)}"]
-    extra = _truth_lines(report) + _compute_lines(report) + peak + _timing_lines(report) + _run_lines(report)
-    return [_param_lines(report), sizes, extra]
+
+
+def flat_footer(report: ModelReport) -> list[list[str]]:
+    """torchsummary's footer (sizes in MB = 2**20 bytes, from real dtypes; the forward/backward
+    pass size is its convention, twice the activations: each output and its gradient), then
+    the figures it lacks."""
+    peak = [f"Peak memory (estimated from tensor lifetimes): {binary_bytes(report.memory.peak)}"]
+    extra = truth_lines(report) + _compute_lines(report) + peak + _timing_lines(report) + _run_lines(report)
+    return [_param_lines(report), size_lines(report), extra]

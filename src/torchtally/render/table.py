@@ -41,7 +41,7 @@ class _Labels:
     def label(self, row: Row) -> str:
         layer = self.report.layers[row.index]
         collapsed = len(row.indices) > 1
-        if self.type_names:
+        if self.type_names and (self.flat or layer.parent is not None):  # the root: its class, as torchinfo
             self.flat_number += 1
             text = f"{layer.type}-{self.flat_number}" if self.flat else f"{layer.type}: {layer.depth}-{row.number}"
         elif layer.parent is None:

@@ -1,0 +1,40 @@
+"""Pieces the compat printers share: printing once, the notes the originals lack, depths."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .. import notebook
+from ..render.footer import truth_lines
+from ..report import ModelReport
+
+
+def emit(text: str, report: ModelReport) -> ModelReport:
+    """Print the original's layout (in a notebook too, as the originals do) and return the
+    report; in IPython/Jupyter it is marked as shown in the running cell, so as that cell's
+    value it shows no second table (in a later cell it displays as usual)."""
+    print(text)
+    return replace(report, shown_in_cell=notebook.cell()) if notebook.in_ipython() else report
+
+
+def notes(report: ModelReport) -> list[str]:
+    """What the original layouts have no line for, only when it matters: parameters that
+    no operator read (modules never called) or that several modules hold."""
+    if report.unused_params or report.shared_params or report.unused_modules:
+        return truth_lines(report)
+    return []
+
+
+def full_depth(report: ModelReport) -> int:
+    """A depth that folds nothing."""
+    return max((layer.depth for layer in report.layers), default=0)
+
+
+def unused_rows(report: ModelReport) -> set[int]:
+    """Indices of the layers never called: the unused modules and everything below them."""
+    roots = set(report.unused_modules)
+    return {
+        index
+        for index, layer in enumerate(report.layers)
+        if any(layer.name == root or layer.name.startswith(root + ".") for root in roots)
+    }

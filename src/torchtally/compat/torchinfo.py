@@ -1,0 +1,177 @@
+"""torchinfo's ``summary(model, input_size, ...)``, counted right.
+
+Change ``from torchinfo import summary`` to ``from torchtally.compat.torchinfo import
+summary``: the same arguments print torchtally's tree table, which keeps torchinfo's look
+(``├─Conv2d: 1-1`` rows under ``=====`` rules, the params footer), and return the
+`ModelReport`, whose ``str()`` is that table (torchinfo returns its ModelStatistics).
+
+Arguments, as torchinfo's:
+
+* ``input_size`` (with the batch dimension; a list of shapes for several inputs) or
+  ``input_data`` (tensors, a list of positional arguments or a dict of keyword arguments);
+  ``dtypes`` (one per input of ``input_size``); ``**kwargs`` go to ``model.forward``.
+* ``batch_dim``: input_size has no batch dimension; one of size 1 is inserted at that
+  position in every shape (and in every top-level tensor of ``input_data``).
+* ``col_names``, mapped to `tt.Column`: ``input_size`` -> Input Shape, ``output_size`` ->
+  Output Shape, ``num_params`` -> Param #, ``params_percent`` -> Param %, ``kernel_size`` ->
+  Kernel Shape, ``mult_adds`` -> MACs (multiply-accumulates of every operator; torchinfo
+  also counted bias additions and guessed from module classes), ``trainable`` -> Trainable.
+  torchtally's own column names (``flops``, ``memory_read``, …) are accepted too. Default:
+  torchinfo's, ``("output_size", "num_params")``.
+* ``row_settings``, mapped to `tt.RowSetting`: ``depth`` -> ``type_names`` (``Conv2d:
+  1-1`` labels), ``var_names`` -> labels with the attribute name, ``conv1 (Conv2d)``
+  (``var_names`` wins over ``depth``), ``ascii_only`` -> ``ascii_only``,
+  ``hide_recursive_layers`` -> nothing to do (a module called N times is already one row,
+  ``x N``, never a ``(recursive)`` row). torchtally's ``hide_empty``, ``collapse_repeats``,
+  ``type_names`` are accepted too. Default: torchinfo's, ``("depth",)``.
+* ``depth`` (default 3), ``mode`` (``"eval"`` by default, ``"train"``, or ``"same"`` to leave
+  the modules' flags as they are), ``device`` (where the inputs go; the model is never
+  moved: a model elsewhere is an error that says so; torchinfo moved it).
+* ``verbose``: 0 prints nothing; 1 and ``None`` (the default) print the table, as
+  `tt.summary` does (in a notebook: as the cell's output, once; the returned report does not
+  show it again as the cell's value; torchinfo's default there was to print nothing); 2 also
+  prints the per-operator breakdown (``report.by_operator()``).
+* ``col_width`` and ``cache_forward_pass`` are accepted and not used: columns fit their
+  contents, and there is no global cache (render the returned report again instead:
+  ``report.table(depth=1)``).
+
+Unknown column or row names raise `tt.InputError` listing the valid torchinfo names. Unlike
+torchinfo, a forward pass is needed: without ``input_size`` or ``input_data`` it is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..inputs import DtypeSpec
+from ..report import ModelReport
+from ..run import analyze
+from ..settings import Column, RowSetting, Style, ViewOptions
+from ..summary import summary as tt_summary
+
+COLUMNS = {
+    "input_size": Column.INPUT_SHAPE,
+    "output_size": Column.OUTPUT_SHAPE,
+    "num_params": Column.PARAMS,
+    "params_percent": Column.PARAMS_PERCENT,
+    "kernel_size": Column.KERNEL_SIZE,
+    "mult_adds": Column.MACS,
+    "trainable": Column.TRAINABLE,
+}
+ROWS: dict[str, RowSetting | None] = {
+    "depth": RowSetting.TYPE_NAMES,
+    "var_names": None,
+    "ascii_only": RowSetting.ASCII_ONLY,
+    "hide_recursive_layers": None,
+}
+DEFAULT_COLUMNS = ("output_size", "num_params")
+DEFAULT_ROWS = ("depth",)
+
+
+def _names(values: Any, what: str) -> list[str]:
+    if isinstance(values, str):
+        values = (values,)
+    if not isinstance(values, Iterable):
+        raise InputError(f"{what} must be a list of names; got {values!r}")
+    return [value.value if isinstance(value, (Column, RowSetting)) else str(value).strip().lower() for value in values]
+
+
+def _columns(col_names: Any) -> tuple[Column, ...]:
+    ours = {column.value: column for column in Column}
+    columns = []
+    for name in _names(DEFAULT_COLUMNS if col_names is None else col_names, "col_names"):
+        column = COLUMNS.get(name) or ours.get(name)
+        if column is None:
+            raise InputError(
+                f"col_names {name!r} is not one of torchinfo's: {', '.join(repr(n) for n in COLUMNS)} "
+                f"(torchtally's column names are accepted too: {', '.join(repr(n) for n in ours)})"
+            )
+        columns.append(column)
+    return tuple(dict.fromkeys(columns))
+
+
+def _rows(row_settings: Any) -> tuple[RowSetting, ...]:
+    ours = {setting.value: setting for setting in RowSetting}
+    names = _names(DEFAULT_ROWS if row_settings is None else row_settings, "row_settings")
+    settings = []
+    for name in names:
+        if name not in ROWS and name not in ours:
+            raise InputError(
+                f"row_settings {name!r} is not one of torchinfo's: {', '.join(repr(n) for n in ROWS)} "
+                f"(torchtally's row settings are accepted too: {', '.join(repr(n) for n in ours)})"
+            )
+        setting = ROWS[name] if name in ROWS else ours[name]
+        if setting is RowSetting.TYPE_NAMES and "var_names" in names:
+            continue  # the attribute name says more, and the label keeps the type
+        if setting is not None:
+            settings.append(setting)
+    return tuple(dict.fromkeys(settings))
+
+
+def _with_batch(shape: Any, batch_dim: int) -> Any:
+    if isinstance(shape, (tuple, list, torch.Size)) and all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        dims = list(shape)
+        position = batch_dim if batch_dim >= 0 else len(dims) + 1 + batch_dim
+        if not 0 <= position <= len(dims):
+            raise InputError(f"batch_dim={batch_dim} is outside the shape {list(shape)} (with the batch added)")
+        return tuple(dims[:position] + [1] + dims[position:])
+    if isinstance(shape, Mapping):
+        return {name: _with_batch(value, batch_dim) for name, value in shape.items()}
+    if isinstance(shape, (tuple, list)):
+        return [_with_batch(value, batch_dim) for value in shape]
+    raise InputError(f"input_size must be a shape or a list of shapes; got {shape!r}")
+
+
+def _data_with_batch(data: Any, batch_dim: int) -> Any:
+    if isinstance(data, torch.Tensor):
+        return data.unsqueeze(batch_dim)
+    if isinstance(data, Mapping):
+        return {name: _data_with_batch(value, batch_dim) for name, value in data.items()}
+    if isinstance(data, (tuple, list)):
+        return type(data)(_data_with_batch(value, batch_dim) for value in data)
+    return data
+
+
+def summary(
+    model: nn.Module,
+    input_size: Any = None,
+    input_data: Any = None,
+    batch_dim: int | None = None,
+    cache_forward_pass: bool | None = None,
+    col_names: Iterable[str] | None = None,
+    col_width: int = 25,
+    depth: int = 3,
+    device: torch.device | str | None = None,
+    dtypes: DtypeSpec = None,
+    mode: str | None = None,
+    row_settings: Iterable[str] | None = None,
+    verbose: int | None = None,
+    **kwargs: Any,
+) -> ModelReport:
+    """torchinfo's ``summary``: print the table (see ``verbose``) and return the report.
+    See the module docstring for how each argument maps to torchtally."""
+    if verbose not in (None, 0, 1, 2) or isinstance(verbose, bool):
+        raise InputError(f"verbose must be 0 (quiet), 1 (the table) or 2 (also the operators); got {verbose!r}")
+    columns, rows = _columns(col_names), _rows(row_settings)
+    ViewOptions.parse(depth, columns, rows, Style.TREE)  # a bad depth fails before a long analysis
+    if batch_dim is not None:
+        if isinstance(batch_dim, bool) or not isinstance(batch_dim, int):
+            raise InputError(f"batch_dim must be a whole number (where to insert a batch of 1); got {batch_dim!r}")
+        if input_size is not None:
+            input_size = _with_batch(input_size, batch_dim)
+        input_data = _data_with_batch(input_data, batch_dim)
+    options: dict[str, Any] = {
+        "input_data": input_data, "dtypes": dtypes, "device": device, "mode": mode, "forward_kwargs": kwargs,
+    }
+    if verbose == 0:
+        report = analyze(model, input_size, **options)
+        return report.with_view(depth, columns=columns, rows=rows, style=Style.TREE)
+    report = tt_summary(model, input_size, depth=depth, columns=columns, rows=rows, style=Style.TREE, **options)
+    if verbose == 2:
+        print(report.by_operator())
+    return report
