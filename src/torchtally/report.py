@@ -13,6 +13,7 @@ from .structures import TensorSpec
 from .timing import TimingStats
 
 if TYPE_CHECKING:
+    from .render.table import TableView
     from .tables import DataTable
 
 SCHEMA = "torchtally.report/1"
@@ -329,6 +330,13 @@ class ModelReport:
             style=view.style if style is None else style,
         )
 
+    def _table_view(
+        self, depth: int | None, columns: ColumnsArg, rows: RowsArg, style: Style | str | None
+    ) -> TableView:
+        from .render.table import table_view
+
+        return table_view(self, self._options(depth, columns, rows, style))
+
     def table(
         self,
         depth: int | None = None,
@@ -348,37 +356,33 @@ class ModelReport:
                 ``"collapse_repeats"``.
             style: ``"tree"`` (the module hierarchy) or ``"flat"`` (torchsummary's layout).
         """
-        from .render.table import table_view
         from .render.text import render_text
 
-        return render_text(table_view(self, self._options(depth, columns, rows, style)))
+        return render_text(self._table_view(depth, columns, rows, style))
 
     def to_markdown(
         self, depth: int | None = None, *, columns: ColumnsArg = None, rows: RowsArg = None, style: Style | str | None = None
     ) -> str:
         """The table as GitHub Markdown, the footer as a list below it."""
         from .render.markdown import render_markdown
-        from .render.table import table_view
 
-        return render_markdown(table_view(self, self._options(depth, columns, rows, style)))
+        return render_markdown(self._table_view(depth, columns, rows, style))
 
     def to_html(
         self, depth: int | None = None, *, columns: ColumnsArg = None, rows: RowsArg = None, style: Style | str | None = None
     ) -> str:
         """The table as HTML (what a notebook shows)."""
         from .render.html import render_html
-        from .render.table import table_view
 
-        return render_html(table_view(self, self._options(depth, columns, rows, style)))
+        return render_html(self._table_view(depth, columns, rows, style))
 
     def to_rich(
         self, depth: int | None = None, *, columns: ColumnsArg = None, rows: RowsArg = None, style: Style | str | None = None
     ) -> Any:
         """A rich renderable (``rich.print(report.to_rich())``); needs rich installed."""
         from .render.rich_view import rich_renderable
-        from .render.table import table_view
 
-        return rich_renderable(table_view(self, self._options(depth, columns, rows, style)))
+        return rich_renderable(self._table_view(depth, columns, rows, style))
 
     def to_json(self, indent: int | None = 2) -> str:
         """`to_dict()` as JSON text (schema: ``torchtally.report_schema()``)."""
