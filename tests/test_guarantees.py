@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import io
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -788,3 +789,23 @@ def test_the_same_model_analysed_twice_gives_the_same_report() -> None:
     first = analyze_checked(model, (2, 6), run="real", mode="train")
     second = analyze_checked(model, (2, 6), run="real", mode="train")
     assert first.to_dict() == second.to_dict()
+
+
+class Nested(nn.Module):
+    """``levels`` modules inside each other, each adding 1."""
+
+    def __init__(self, levels: int):
+        super().__init__()
+        self.inner = Nested(levels - 1) if levels > 1 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) + 1
+
+
+def test_a_model_as_deep_as_pytorch_runs_is_analysed_and_the_recursion_limit_restored() -> None:
+    model = Nested(200)
+    model(torch.ones(2))  # plain PyTorch runs it at the default limit
+    limit = sys.getrecursionlimit()
+    report = tt.analyze(model, (2,))
+    assert report.total_flops == 200 * 2  # 200 additions of 2 elements
+    assert sys.getrecursionlimit() == limit

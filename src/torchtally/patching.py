@@ -6,7 +6,9 @@ there (a module's own instance ``forward``, if it had one)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .tree import ModuleNode
@@ -33,3 +35,17 @@ class ForwardPatches:
             else:
                 module.__dict__["forward"] = own
         self._patched.clear()
+
+
+@contextlib.contextmanager
+def room_for_wrappers(nodes: list[ModuleNode]) -> Iterator[None]:
+    """Raise Python's recursion limit by the frames the wrappers add (one per nested module,
+    and a few for the dispatch mode), so a model as deep as plain PyTorch can run still runs
+    under analysis. The limit is put back afterwards."""
+    before = sys.getrecursionlimit()
+    depth = max((node.depth for node in nodes), default=0)
+    sys.setrecursionlimit(before + 2 * depth + 100)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)

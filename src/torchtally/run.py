@@ -31,6 +31,7 @@ from .structures import describe_specs, iter_tensors
 from .training import GradientBytes, LossFn, backward_targets, seed_gradients, stand_in_parameters
 from .tracking import ModuleTracker
 from .timing import TimingOptions, measure, timing_options
+from .patching import room_for_wrappers
 from .tree import ModuleNode, module_tree
 
 MODES = ("eval", "train", "same")
@@ -157,6 +158,7 @@ def _run_once(
             live = counting.live
             tracker.attach()
             with contextlib.ExitStack() as modes:
+                modes.enter_context(room_for_wrappers(nodes))
                 if fake_mode is not None:
                     modes.enter_context(_silenced(fake_tensor.log))
                     modes.enter_context(fake_mode)

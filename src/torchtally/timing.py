@@ -27,7 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .errors import InputError, TorchtallyError, describe_module
 from .guard import ModelState
-from .patching import ForwardPatches
+from .patching import ForwardPatches, room_for_wrappers
 from .tree import ModuleNode
 
 
@@ -217,7 +217,7 @@ def measure(
         state.copy_buffers()
         if mode != "same":
             model.train(mode == "train")
-        with torch.no_grad(), torch.cuda.device(device) if clock.cuda else contextlib.nullcontext():
+        with torch.no_grad(), room_for_wrappers(nodes), torch.cuda.device(device) if clock.cuda else contextlib.nullcontext():
             timers.attach()  # during warm-up only to say where a failure happened
             try:
                 with _WriteGuard(state):
