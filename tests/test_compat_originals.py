@@ -100,6 +100,15 @@ def torchinfo_table(text: str) -> tuple[list[str], list[list[str]]]:
     return re.split(r"\s{2,}", lines[1].strip()), [re.split(r"\s{2,}", line.strip()) for line in body]
 
 
+@pytest.mark.parametrize("value", [0, 1, 999, 1_000, 1_001, 2_500, 1e6, 1e6 + 1, 1e9, 3.2e12, -5_000, 1_814_073_344])
+def test_clever_format_prints_like_thops(value: float) -> None:
+    thop = pytest.importorskip("thop")
+    from torchtally.compat.thop import clever_format
+
+    assert clever_format(value) == thop.clever_format(value)
+    assert clever_format([value, 7], "%.3f") == thop.clever_format([value, 7], "%.3f")
+
+
 def test_torchinfo_same_columns_and_rows() -> None:
     torchinfo = pytest.importorskip("torchinfo")
     columns = ["input_size", "output_size", "num_params", "kernel_size", "mult_adds"]

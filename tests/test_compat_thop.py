@@ -76,7 +76,7 @@ def test_custom_ops_replace_the_modules_count(capsys: pytest.CaptureFixture[str]
     assert all(not hasattr(m, "total_ops") for m in model.modules())  # thop's buffer is gone
 
 
-def test_a_rule_on_a_container_covers_its_subtree() -> None:
+def test_a_rule_on_a_sequential_adds_to_its_childrens_counts_as_in_thop() -> None:
     class Block(nn.Sequential):
         pass
 
@@ -89,11 +89,31 @@ def test_a_rule_on_a_container_covers_its_subtree() -> None:
         module.total_ops += 100
 
     macs, params, layers = profile(model, (torch.randn(3, 4),), custom_ops={Block: rule}, verbose=False, ret_layer_info=True)
-    # The block's rule (100) instead of its two 3x4 @ 4x4 matmuls; the head 3 x 4*2 = 24.
-    assert macs == 100 + 24
+    # thop looks inside Sequential/ModuleList even with a rule: the block's 100 plus its two
+    # 3x4 @ 4x4 matmuls (2 x 48); the head 3 x 4*2 = 24.
+    assert macs == 100 + 2 * 48 + 24
     assert params == 2 * (4 * 4 + 4) + 4 * 2 + 2
     assert calls == [((3, 4), (3, 4))]
-    assert layers == {"0": (100, 40, {}), "1": (24, 10, {})}  # nothing below a module with a rule
+    assert layers["0"][0] == 100 + 2 * 48 and layers["1"] == (24, 10, {})
+
+
+def test_a_rule_on_a_leaf_replaces_its_count_and_one_on_the_model_adds_to_its_children() -> None:
+    class Root(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(x) @ torch.ones(4, 4)  # 3 x 4 x 4 = 48 MACs of the model's own
+
+    def rule100(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        module.total_ops += 100
+
+    x = torch.randn(3, 4)
+    # The model's rule replaces its own 48 and adds the Linear's 3*4*4 = 48 (thop: 148).
+    assert profile(Root(), (x,), custom_ops={Root: rule100}, verbose=False)[0] == 100 + 48
+    # A leaf's rule replaces its count: 100 + the model's own 48.
+    assert profile(Root(), (x,), custom_ops={nn.Linear: rule100}, verbose=False)[0] == 100 + 48
 
 
 def test_a_failing_rule_is_a_clear_error() -> None:
@@ -145,7 +165,9 @@ def test_bad_arguments() -> None:
         (11_689_512, "11.69M"),
         (2_500, "2.50K"),
         (999, "999.00B"),
-        (1_000, "1.00K"),  # thop's strict ">" printed 1000.00B
+        (1_000, "1000.00B"),  # thop's strict ">": a unit from above its power of 1000
+        (1e6, "1000.00K"),
+        (-5_000, "-5000.00B"),
         (3.2e12, "3.20T"),
         (0, "0.00B"),
     ],

@@ -97,8 +97,9 @@ def test_batch_dim_inserts_a_batch_of_one(capsys: pytest.CaptureFixture[str]) ->
     assert report.inputs[0].shape == (1, 3, 32, 32)
     _, report = printed(capsys, lambda: summary(TwoInputs(), [(4,), (6,)], batch_dim=0))
     assert [spec.shape for spec in report.inputs] == [(1, 4), (1, 6)]
-    _, report = printed(capsys, lambda: summary(SmallCNN(), input_data=[torch.randn(3, 32, 32)], batch_dim=0))
-    assert report.inputs[0].shape == (1, 3, 32, 32)
+    # input_data is used as given, as torchinfo does (it only adds the batch to input_size)
+    _, report = printed(capsys, lambda: summary(SmallCNN(), input_data=torch.randn(2, 3, 32, 32), batch_dim=0))
+    assert report.inputs[0].shape == (2, 3, 32, 32)
     with pytest.raises(tt.InputError, match="batch_dim=5"):
         summary(SmallCNN(), (3, 32, 32), batch_dim=5)
 
@@ -164,3 +165,19 @@ def test_a_notebook_shows_the_table_once(monkeypatch: pytest.MonkeyPatch, capsys
     assert report.view.columns == (tt.Column.OUTPUT_SHAPE, tt.Column.PARAMS)
     _, report = printed(capsys, lambda: summary(SmallCNN(), (1, 3, 32, 32), verbose=0))
     assert len(published) == 1  # verbose=0 shows nothing
+
+
+def test_torchinfo_verbose_booleans_and_its_own_enums(capsys: pytest.CaptureFixture[str]) -> None:
+    text, _ = printed(capsys, lambda: summary(SmallCNN(), (1, 3, 32, 32), verbose=True))
+    assert "Total params: 268,650" in text
+    text, _ = printed(capsys, lambda: summary(SmallCNN(), (1, 3, 32, 32), verbose=False))
+    assert text == ""
+    torchinfo = pytest.importorskip("torchinfo")
+    text, _ = printed(
+        capsys,
+        lambda: summary(
+            SmallCNN(), (1, 3, 32, 32),
+            col_names=(torchinfo.ColumnSettings.NUM_PARAMS,), row_settings=(torchinfo.RowSettings.VAR_NAMES,),
+        ),
+    )
+    assert "conv1 (Conv2d)" in text and "448" in text

@@ -205,3 +205,34 @@ def test_bad_arguments() -> None:
         stat(SmallCNN(), (3, 32, 32), query_granularity=0)
     with pytest.raises(tt.InputError, match="timing"):
         stat(SmallCNN(), (3, 32, 32), timing="yes")  # type: ignore[arg-type]
+
+
+def test_uncounted_operators_are_named_under_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    class Antialiased(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.interpolate(self.conv(x), scale_factor=0.5, mode="bilinear", antialias=True)
+
+    stat(Antialiased(), (3, 16, 16), timing=False)
+    out = capsys.readouterr().out
+    assert "Uncounted operators (totals are a lower bound): aten._upsample_bilinear2d_aa x1" in out
+
+
+def test_a_model_that_fails_only_when_timed_still_gets_its_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    class FailsWhenReal(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if not isinstance(x, torch._subclasses.fake_tensor.FakeTensor):
+                raise ValueError("no real values here")
+            return self.lin(x)
+
+    report = stat(FailsWhenReal(), (4,))
+    out = capsys.readouterr().out
+    assert report.total_macs == 16  # 1 x 4 x 4
+    assert "duration[%] not measured: a warm-up pass of the timed forward passes failed" in out

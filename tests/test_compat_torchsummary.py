@@ -232,3 +232,25 @@ def test_a_notebook_shows_the_table_once(monkeypatch: pytest.MonkeyPatch, capsys
     shell.execution_count = 8  # in a later cell it shows its own (flat) table
     report._ipython_display_()
     assert shell.published == [{"text/plain": report.table(), "text/html": report.to_html()}]
+
+
+def test_the_models_own_mode_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    class AuxInTraining(nn.Module):
+        """An auxiliary head that only runs in train mode (like googlenet's)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Linear(4, 4)
+            self.aux = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.body(x)
+            return y + self.aux(y).sum() if self.training else y
+
+    model = AuxInTraining().train()
+    torchsummary.summary(model, (4,))
+    out = capsys.readouterr().out
+    assert "Linear-2" in out and "Modules never called" not in out  # the aux head ran
+    assert model.training
+    torchsummary.summary(model.eval(), (4,))
+    assert "Linear-2" not in capsys.readouterr().out

@@ -31,6 +31,11 @@ from .patching import ForwardPatches, room_for_wrappers
 from .tree import ModuleNode
 
 
+class TimingError(TorchtallyError):
+    """The timed passes failed, or changed the model in a way that cannot be undone (the
+    counting itself had succeeded)."""
+
+
 @dataclass(frozen=True)
 class TimingOptions:
     """How to measure: ``warmup`` untimed passes (at least one: it is also where writes to the
@@ -247,12 +252,12 @@ def measure(
             unsaved = [p for p, version in zip(params, before) if p._version != version and not state.saved(p)]
     except Exception as exc:
         module = f" in {_describe(nodes[timers.failed_in])}" if timers.failed_in is not None else ""
-        raise TorchtallyError(f"{where} of the timed forward passes failed{module} ({type(exc).__name__}: {exc})") from exc
+        raise TimingError(f"{where} of the timed forward passes failed{module} ({type(exc).__name__}: {exc})") from exc
     finally:
         state.restore()
     if unsaved:
         names = ", ".join(_parameter_names(nodes, unsaved))
-        raise TorchtallyError(
+        raise TimingError(
             f"the model wrote its parameters ({names}) during the timed passes but not during warm-up, "
             "so they could not be saved first and are left changed; time it with more warm-up passes"
         )

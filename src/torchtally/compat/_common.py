@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .. import notebook
-from ..render.footer import truth_lines
+from ..render.footer import truth_lines, uncounted_lines
 from ..report import ModelReport
 
 
@@ -19,10 +19,10 @@ def emit(text: str, report: ModelReport) -> ModelReport:
 
 def notes(report: ModelReport) -> list[str]:
     """What the original layouts have no line for, only when it matters: parameters that
-    no operator read (modules never called) or that several modules hold."""
-    if report.unused_params or report.shared_params or report.unused_modules:
-        return truth_lines(report)
-    return []
+    no operator read (modules never called) or that several modules hold, and operators no
+    formula covers (the totals are then a lower bound, never silently short)."""
+    lines = truth_lines(report) if report.unused_params or report.shared_params or report.unused_modules else []
+    return lines + uncounted_lines(report)
 
 
 def full_depth(report: ModelReport) -> int:

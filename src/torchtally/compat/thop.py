@@ -21,9 +21,11 @@ profile, clever_format``: ``macs, params = profile(model, inputs=(x,))`` works a
 adding the module's count to ``module.total_ops``. Each rule runs after the analysis, once
 per call of every module of exactly that class (as thop matches it), with *meta* tensors of
 that call's input and output shapes and dtypes (no values; ``inputs`` is the tuple of tensors
-the call received, ``output`` the tensor it returned, or a tuple of them). The module's
-count replaces torchtally's count of the module and everything below it (thop does not look
-inside a module it has a rule for). ``module.total_ops`` exists only while the rule runs.
+the call received, ``output`` the tensor it returned, or a tuple of them). As in thop, the
+rule's count replaces the count of the module and everything below it, except for the model
+itself and ``nn.Sequential``/``nn.ModuleList`` (subclasses too), whose rule replaces only the
+module's own operators and adds to its children's counts. ``module.total_ops`` exists only
+while the rule runs.
 
 ``verbose=True`` prints what thop prints for custom rules (``[INFO] Customize rule …``) and,
 instead of thop's ``Register count_convNd()`` notices (torchtally has no per-class rules),
@@ -42,7 +44,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, TorchtallyError, describe_module
-from ..render.units import DECIMAL_UNITS, with_commas
+from ..render.units import with_commas
 from ..report import ModelReport
 from ..run import analyze
 from ..structures import TensorSpec
@@ -88,14 +90,19 @@ def _run_rule(rule: Rule, module: nn.Module, name: str, report: ModelReport, ind
             module.__dict__.pop("total_ops", None)
 
 
-def _custom_counts(model: nn.Module, report: ModelReport, custom_ops: Mapping[type, Rule], verbose: bool) -> dict[int, Count]:
-    """Per layer index of each top-most module with a custom rule, its count."""
+def _custom_counts(
+    model: nn.Module, report: ModelReport, custom_ops: Mapping[type, Rule], verbose: bool
+) -> tuple[dict[int, Count], dict[int, Count]]:
+    """Custom rules' counts by layer index: those that replace a module's whole subtree, and
+    those that replace only its own operators (the root, Sequential/ModuleList: thop adds
+    their children's counts to the rule's)."""
     if not custom_ops:
-        return {}
+        return {}, {}
     modules = dict(model.named_modules())
-    counts: dict[int, Count] = {}
+    subtree: dict[int, Count] = {}
+    own: dict[int, Count] = {}
     announced: set[type] = set()
-    covered: set[int] = set()  # layers below a module with a rule: thop does not look there
+    covered: set[int] = set()  # layers below a module whose rule covers its subtree
     for index, layer in enumerate(report.layers):
         module = modules[layer.name]
         rule = custom_ops.get(type(module))
@@ -107,9 +114,13 @@ def _custom_counts(model: nn.Module, report: ModelReport, custom_ops: Mapping[ty
         if verbose and type(module) not in announced:
             print(f"[INFO] Customize rule {getattr(rule, '__qualname__', rule)}() {type(module)}.")
             announced.add(type(module))
-        counts[index] = _run_rule(rule, module, layer.name, report, index)
-        covered.add(index)
-    return counts
+        count = _run_rule(rule, module, layer.name, report, index)
+        if layer.parent is None or isinstance(module, (nn.Sequential, nn.ModuleList)):
+            own[index] = count
+        else:
+            subtree[index] = count
+            covered.add(index)
+    return subtree, own
 
 
 def _warnings(report: ModelReport) -> list[str]:
@@ -126,16 +137,18 @@ def _warnings(report: ModelReport) -> list[str]:
     return lines
 
 
-def _layer_info(report: ModelReport, index: int, custom: Mapping[int, Count]) -> tuple[Count, LayerInfo]:
-    """The MACs of a layer's subtree (a custom rule's count where it has one) and thop's
+def _layer_info(
+    report: ModelReport, index: int, subtree: Mapping[int, Count], own: Mapping[int, Count]
+) -> tuple[Count, LayerInfo]:
+    """The MACs of a layer's subtree (custom rules' counts where they apply) and thop's
     per-child dictionary below it."""
     layer = report.layers[index]
-    if index in custom:
-        return custom[index], {}
-    macs: Count = layer.self_macs
+    if index in subtree:
+        return subtree[index], {}
+    macs: Count = own.get(index, layer.self_macs)
     info: LayerInfo = {}
     for child in layer.children:
-        child_macs, below = _layer_info(report, child, custom)
+        child_macs, below = _layer_info(report, child, subtree, own)
         info[report.layers[child].name.rsplit(".", 1)[-1]] = (child_macs, report.layers[child].subtree_params, below)
         macs += child_macs
     return macs, info
@@ -157,25 +170,29 @@ def profile(
         raise InputError("custom_ops must be a dict {module class: rule(module, inputs, output)}")
     args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     report = analyze(model, input_data=args)
-    custom = _custom_counts(model, report, custom_ops or {}, bool(verbose))
+    subtree, own = _custom_counts(model, report, custom_ops or {}, bool(verbose))
     if verbose or report_missing:
         for line in _warnings(report):
             print(line)
-    macs, info = _layer_info(report, 0, custom)
+    macs, info = _layer_info(report, 0, subtree, own)
     if ret_layer_info:
         return macs, report.total_params, info
     return macs, report.total_params
 
 
 def clever_format(nums: Any, format: str = "%.2f") -> str | tuple[str, ...]:
-    """thop's ``clever_format``: ``1814073344`` -> ``'1.81G'`` (powers of 1000: T, G, M, K,
-    and B below a thousand); one number gives a string, several a tuple. A number from a
-    thousand on takes the larger unit (thop's ``>`` printed ``1000.00B``)."""
+    """thop's ``clever_format``, to the character: ``1814073344`` -> ``'1.81G'``; a unit is
+    used above (not at) its power of 1000 (``1000`` -> ``'1000.00B'``, ``1e6`` ->
+    ``'1000.00K'``), negative numbers stay in ``B``; one number gives a string, several a
+    tuple."""
     values = list(nums) if isinstance(nums, Iterable) and not isinstance(nums, (str, bytes)) else [nums]
     texts = []
     for value in values:
-        for scale, unit in (*DECIMAL_UNITS, (1, "B")):
-            if abs(value) >= scale or unit == "B":
+        for scale, unit in (*_THOP_UNITS, (1, "B")):
+            if value > scale or unit == "B":
                 texts.append(format % (value / scale) + unit)
                 break
     return texts[0] if len(texts) == 1 else tuple(texts)
+
+
+_THOP_UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))

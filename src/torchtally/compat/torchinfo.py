@@ -11,7 +11,7 @@ Arguments, as torchinfo's:
   ``input_data`` (tensors, a list of positional arguments or a dict of keyword arguments);
   ``dtypes`` (one per input of ``input_size``); ``**kwargs`` go to ``model.forward``.
 * ``batch_dim``: input_size has no batch dimension; one of size 1 is inserted at that
-  position in every shape (and in every top-level tensor of ``input_data``).
+  position in every shape (``input_data`` is used as given, as torchinfo does).
 * ``col_names``, mapped to `tt.Column`: ``input_size`` -> Input Shape, ``output_size`` ->
   Output Shape, ``num_params`` -> Param #, ``params_percent`` -> Param %, ``kernel_size`` ->
   Kernel Shape, ``mult_adds`` -> MACs (multiply-accumulates of every operator; torchinfo
@@ -40,6 +40,8 @@ torchinfo, a forward pass is needed: without ``input_size`` or ``input_data`` it
 """
 
 from __future__ import annotations
+
+from enum import Enum
 
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -78,7 +80,8 @@ def _names(values: Any, what: str) -> list[str]:
         values = (values,)
     if not isinstance(values, Iterable):
         raise InputError(f"{what} must be a list of names; got {values!r}")
-    return [value.value if isinstance(value, (Column, RowSetting)) else str(value).strip().lower() for value in values]
+    # Any enum by its value: ours, and torchinfo's own ColumnSettings/RowSettings.
+    return [str(value.value if isinstance(value, Enum) else value).strip().lower() for value in values]
 
 
 def _columns(col_names: Any) -> tuple[Column, ...]:
@@ -127,16 +130,6 @@ def _with_batch(shape: Any, batch_dim: int) -> Any:
     raise InputError(f"input_size must be a shape or a list of shapes; got {shape!r}")
 
 
-def _data_with_batch(data: Any, batch_dim: int) -> Any:
-    if isinstance(data, torch.Tensor):
-        return data.unsqueeze(batch_dim)
-    if isinstance(data, Mapping):
-        return {name: _data_with_batch(value, batch_dim) for name, value in data.items()}
-    if isinstance(data, (tuple, list)):
-        return type(data)(_data_with_batch(value, batch_dim) for value in data)
-    return data
-
-
 def summary(
     model: nn.Module,
     input_size: Any = None,
@@ -155,7 +148,11 @@ def summary(
 ) -> ModelReport:
     """torchinfo's ``summary``: print the table (see ``verbose``) and return the report.
     See the module docstring for how each argument maps to torchtally."""
-    if verbose not in (None, 0, 1, 2) or isinstance(verbose, bool):
+    if isinstance(verbose, bool):  # torchinfo compares verbose with its levels: True is 1
+        verbose = int(verbose)
+    if isinstance(verbose, Enum):  # torchinfo's Verbosity
+        verbose = verbose.value
+    if verbose not in (None, 0, 1, 2):
         raise InputError(f"verbose must be 0 (quiet), 1 (the table) or 2 (also the operators); got {verbose!r}")
     columns, rows = _columns(col_names), _rows(row_settings)
     ViewOptions.parse(depth, columns, rows, Style.TREE)  # a bad depth fails before a long analysis
@@ -164,7 +161,6 @@ def summary(
             raise InputError(f"batch_dim must be a whole number (where to insert a batch of 1); got {batch_dim!r}")
         if input_size is not None:
             input_size = _with_batch(input_size, batch_dim)
-        input_data = _data_with_batch(input_data, batch_dim)
     options: dict[str, Any] = {
         "input_data": input_data, "dtypes": dtypes, "device": device, "mode": mode, "forward_kwargs": kwargs,
     }

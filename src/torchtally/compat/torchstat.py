@@ -60,7 +60,7 @@ from ..render.view import Amounts, subtree_amounts
 from ..report import ModelReport
 from ..run import analyze
 from ..settings import Column
-from ..timing import TimingOptions
+from ..timing import TimingError, TimingOptions
 from ._common import emit, full_depth, notes, unused_rows
 
 MB = 2**20
@@ -217,7 +217,13 @@ def stat(
         raise InputError(f"query_granularity must be a whole number >= 1 (1: leaf modules); got {query_granularity!r}")
     meta = any(p.is_meta for p in model.parameters()) or any(b.is_meta for b in model.buffers())
     options = None if timing is False or meta else DEFAULT_TIMING if timing is True else timing
-    report = analyze(model, (1, *input_size), timing=options or False)
+    untimed = ""
+    try:
+        report = analyze(model, (1, *input_size), timing=options or False)
+    except TimingError as exc:  # the counts stand; only duration[%] is missing
+        report = analyze(model, (1, *input_size))
+        untimed = f"duration[%] not measured: {exc}"
     columns = VIEW_COLUMNS + ((Column.TIME_PERCENT,) if report.timing is not None else ())
     view = report.with_view(full_depth(report), columns=columns, style="flat")
-    return emit(render(report, stat_rows(report, query_granularity)), view)
+    text = render(report, stat_rows(report, query_granularity))
+    return emit(text + ("\n" + untimed if untimed else ""), view)

@@ -30,6 +30,9 @@ Where the numbers differ from torchsummary's, torchsummary is wrong:
   checked to be a device name and not used, so ``device="cuda"`` works on a machine without
   CUDA. ``batch_size=-1`` runs with a batch of 1 (the sizes are one sample's) and shows
   ``-1``; a positive ``batch_size`` is used and shown as it is.
+* **The model's own mode**, as torchsummary: a model in train mode runs in train mode (a
+  googlenet's auxiliary heads run then). A BatchNorm1d in train mode cannot normalise a
+  batch of one: pass ``batch_size=2`` (torchsummary ran a batch of 2 for -1).
 
 Returns the `ModelReport` (torchsummary returns None): ``print(report)`` shows torchtally's
 flat table, one row per module with its calls, and its fuller footer. In a notebook the
@@ -165,7 +168,7 @@ def summary(
     handles = [model.register_forward_pre_hook(functools.partial(_restart, finished))]
     try:
         handles += [m.register_forward_hook(functools.partial(_record, finished, i)) for i, m in enumerate(modules)]
-        report = analyze(model, sizes[0] if len(sizes) == 1 else sizes, dtypes=dtypes)
+        report = analyze(model, sizes[0] if len(sizes) == 1 else sizes, dtypes=dtypes, mode="same")
     finally:
         for handle in handles:
             handle.remove()

@@ -99,12 +99,17 @@ def _timing_lines(report: ModelReport) -> list[str]:
     ]
 
 
-def _run_lines(report: ModelReport) -> list[str]:
-    lines = []
+def uncounted_lines(report: ModelReport) -> list[str]:
+    """The operators no formula covered, if any: then every total is a lower bound."""
     uncounted = report.uncounted_ops
-    if uncounted:
-        listed = ", ".join(f"{name} x{calls}" for name, calls in sorted(uncounted.items()))
-        lines.append(f"Uncounted operators (totals are a lower bound): {listed}")
+    if not uncounted:
+        return []
+    listed = ", ".join(f"{name} x{calls}" for name, calls in sorted(uncounted.items()))
+    return [f"Uncounted operators (totals are a lower bound): {listed}"]
+
+
+def _run_lines(report: ModelReport) -> list[str]:
+    lines = uncounted_lines(report)
     inputs = ", ".join(f"{shape_text(spec.shape)} {spec.dtype}" for spec in report.inputs) or "no tensors"
     how = "fake tensors (no real compute)" if report.execution == "fake" else "real tensors"
     where = "meta (kernels chosen as on cpu)" if report.device == "meta" else report.device
