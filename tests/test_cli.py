@@ -526,7 +526,6 @@ def test_budgets_and_exit_codes(capsys: pytest.CaptureFixture[str], net_file: Pa
         (["missing.pt"], "missing.pt: no such file"),
         (["no_such_package_xyz.models:make"], "no module named 'no_such_package_xyz'"),
         (["resnet18", "--device", "gpu7"], "--device: 'gpu7' is not a device"),
-        (["compare", "resnet18", "resnet19"], "resnet19: unknown model 'resnet19'"),
         ([], "the following arguments are required: MODEL"),
     ],
 )
@@ -579,3 +578,76 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "torchtally MODEL [options]" in out and "--max-memory" in out and "--trust-pickle" in out
     code, out, _ = run_cli(capsys, "compare", "--help")
     assert code == EXIT_OK and "--progress" in out
+
+
+# -- review findings: user code, remote code, compare failures, pipes ---------------------
+
+
+def test_user_code_that_exits_or_prints_cannot_fake_a_result(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "exits.py").write_text("import sys\nsys.exit(0)\n")
+    code, out, err = run_cli(capsys, f"{tmp_path / 'exits.py'}:make", "--input-size", "1", "4", "--max-params", "1")
+    assert code == EXIT_USAGE and out == "" and "exited (SystemExit 0)" in error_line(err)
+    (tmp_path / "noisy.py").write_text(
+        "import torch\nprint('hello from import')\n"
+        "def make():\n    print('building')\n    return torch.nn.Linear(4, 4)\n"
+    )
+    code, out, err = run_cli(capsys, f"{tmp_path / 'noisy.py'}:make", "--input-size", "1", "4", "-f", "json")
+    assert code == EXIT_OK
+    assert json.loads(out)["totals"]["params"] == 4 * 4 + 4  # stdout holds only the result
+    assert "hello from import" in err and "building" in err
+
+
+def test_a_config_naming_custom_code_is_refused_even_with_a_known_type(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("transformers")
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "vocab_size": 100, "auto_map": {"AutoModelForCausalLM": "custom.MyModel"},
+    }))
+    code, out, err = run_cli(capsys, str(tmp_path))
+    assert code == EXIT_USAGE and out == "" and "auto_map" in error_line(err)
+
+
+def test_keyword_token_ids_of_a_decoder_only_model_stay_integers(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("transformers")
+    code, out, err = run_cli(
+        capsys, "hf:gpt2", "--set", "n_layer=1", "--set", "n_embd=32", "--set", "n_head=2", "--set", "vocab_size=100",
+        "--input-size", "input_ids=1 16", "-f", "json",
+    )
+    assert code == EXIT_OK, err
+    assert json.loads(out)["inputs"][0]["dtype"] == "int64"
+
+
+def test_compare_reports_the_models_it_could_analyse(capsys: pytest.CaptureFixture[str], net_file: Path) -> None:
+    code, out, err = run_cli(
+        capsys, "compare", f"{net_file}:Net", "resnet19", f"{net_file}:make_net", "--input-size", "3", "4", "-f", "csv",
+    )
+    assert code == EXIT_USAGE  # the unknown model's code
+    rows = list(csv.DictReader(io.StringIO(out)))
+    default = net_report(width=8).total_params  # both built with their default width, 8
+    assert [int(row["params"]) for row in rows] == [default, default]
+    assert "resnet19: unknown model" in err
+
+
+def test_output_folders_are_created(capsys: pytest.CaptureFixture[str], tmp_path: Path, net_file: Path) -> None:
+    target = tmp_path / "new" / "dir" / "report.json"
+    code, _, err = run_cli(capsys, f"{net_file}:Net", "--input-size", "3", "4", "-o", str(target))
+    assert code == EXIT_OK, err
+    assert json.loads(target.read_text())["totals"]["params"] == net_report(width=8).total_params
+
+
+def test_a_constructor_missing_an_argument_says_how_to_give_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "needs.py").write_text(
+        "import torch\nclass NeedsArgs(torch.nn.Module):\n"
+        "    def __init__(self, width):\n        super().__init__()\n        self.fc = torch.nn.Linear(4, width)\n"
+    )
+    code, _, err = run_cli(capsys, f"{tmp_path / 'needs.py'}:NeedsArgs", "--input-size", "3", "4")
+    line = error_line(err)
+    assert code == EXIT_USAGE and "--arg NAME=VALUE" in line and "--device cpu" not in line
+
+
+def test_an_unavailable_device_is_one_short_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "resnet18", "--device", "xla")
+    line = error_line(err)
+    assert code == EXIT_USAGE and len(line) < 200

@@ -7,6 +7,7 @@ can call it; the ``torchtally`` script and ``python -m torchtally`` exit with it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -19,7 +20,7 @@ from ..report import ModelReport
 from ..run import analyze
 from ..settings import ViewOptions
 from .budgets import Budget, excesses, parse_budgets
-from .errors import EXIT_ANALYSIS_FAILED, EXIT_BUDGET, EXIT_OK, EXIT_USAGE, CLIError, one_line
+from .errors import EXIT_ANALYSIS_FAILED, EXIT_BUDGET, EXIT_OK, EXIT_PIPE_CLOSED, EXIT_USAGE, CLIError, one_line
 from .arguments import parse
 from .inputs import InputShape, analyze_arguments, from_options, resolve
 from .models import ModelOptions, build, parse_device
@@ -42,9 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("torchtally: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `torchtally resnet18 | head`: the reader left, nothing to say
+    except BrokenPipeError:  # `torchtally compare ... | head`: the reader left, nothing to say
         _silence_stdout()
-        return EXIT_ANALYSIS_FAILED
+        return EXIT_PIPE_CLOSED
     except Exception as error:  # noqa: BLE001 - every error ends as one line and an exit code
         code, message = _classify(error)
         if debug:
@@ -105,9 +106,19 @@ def _budgets(options: argparse.Namespace) -> list[Budget]:
 
 
 def _analyse(spec: str, options: argparse.Namespace, building: ModelOptions, given: list[InputShape] | None) -> ModelReport:
-    built = build(spec, building)
-    shapes = resolve(given, built.inputs, options.dtype, options.batch_size, spec)
-    return analyze(built.module, **analyze_arguments(shapes, built.module), **_analysis(options))
+    # The model's own code runs here: what it prints goes to stderr (stdout holds only the
+    # result), it sees its own name as argv, and its exit is an error, not ours.
+    arguments = sys.argv
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            sys.argv = [spec.rpartition(":")[0] or spec]
+            built = build(spec, building)
+            shapes = resolve(given, built.inputs, options.dtype, options.batch_size, spec)
+            return analyze(built.module, **analyze_arguments(shapes, built.module), **_analysis(options))
+    except SystemExit as exit_:
+        raise CLIError(f"{spec}: the model's code exited (SystemExit {exit_.code!r}) instead of building a model") from None
+    finally:
+        sys.argv = arguments
 
 
 def _summary(options: argparse.Namespace) -> int:
@@ -118,8 +129,12 @@ def _summary(options: argparse.Namespace) -> int:
     given = from_options(options.input_size)
     fmt = choose_format(options.format, options.output)
     report = _analyse(options.model, options, building, given)
-    write_report(report, fmt, view, options.output)
     over = excesses(report, budgets)
+    try:
+        write_report(report, fmt, view, options.output)
+    except BrokenPipeError:  # `torchtally resnet18 | head`: the reader left; a budget still counts
+        _silence_stdout()
+        return EXIT_BUDGET if over else EXIT_PIPE_CLOSED
     if over:
         print(f"torchtally: budget exceeded: {'; '.join(over)}", file=sys.stderr)
         return EXIT_BUDGET
@@ -142,19 +157,24 @@ def _compare(options: argparse.Namespace) -> int:
     given = from_options(options.input_size)
     fmt = choose_format(options.format, options.output)
     reports: dict[str, ModelReport] = {}
+    failures: list[tuple[int, str]] = []
     names = _unique(list(options.models))
     with Progress(len(names), options.progress) as progress:
         for spec, name in zip(options.models, names):
             progress.start(name)
             try:
                 reports[name] = _analyse(spec, options, building, given)
-            except (CLIError, TorchtallyError) as error:  # say which of the models it was
+            except (CLIError, TorchtallyError) as error:  # the others still count: say which one failed
                 code, message = _classify(error)
-                raise CLIError(f"{spec}: {message}", code) from error
+                failures.append((code, f"{spec}: {message}"))
             progress.done(name)
-    text = table_text(compare(reports), fmt)
-    write(text, options.output)
+    if reports:
+        write(table_text(compare(reports), fmt), options.output)
+    for _, message in failures:
+        print(f"torchtally: error: {message}", file=sys.stderr)
     over = [f"{name}: {'; '.join(found)}" for name, report in reports.items() if (found := excesses(report, budgets))]
     for line in over:
         print(f"torchtally: budget exceeded: {line}", file=sys.stderr)
+    if failures:  # a model that could not be analysed outranks a budget
+        return max(code for code, _ in failures)
     return EXIT_BUDGET if over else EXIT_OK

@@ -7,6 +7,7 @@ EXIT_OK = 0
 EXIT_ANALYSIS_FAILED = 1  # the model's forward (or backward) failed: tt.ForwardError / TorchtallyError
 EXIT_USAGE = 2  # bad invocation, unknown model, bad input, a file that cannot be used
 EXIT_BUDGET = 3  # the analysis ran and its report was written, but a --max-* budget was exceeded
+EXIT_PIPE_CLOSED = 141  # the reader of stdout left (`| head`): 128 + SIGPIPE, as other tools
 
 
 class CLIError(Exception):

@@ -4,6 +4,8 @@ remote code is never run (``trust_remote_code=False``)."""
 
 from __future__ import annotations
 
+import json
+
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +58,7 @@ def _config(transformers: Any, target: str, overrides: dict[str, Any]) -> Any:
         if path.exists():
             if path.is_dir() and not (path / "config.json").is_file():
                 raise CLIError(f"{target}: no config.json in this directory")
+            _refuse_custom_code(path / "config.json" if path.is_dir() else path, target)
             return transformers.AutoConfig.from_pretrained(
                 str(path), trust_remote_code=False, local_files_only=True, **overrides
             )
@@ -73,6 +76,17 @@ def _config(transformers: Any, target: str, overrides: dict[str, Any]) -> Any:
         if "trust_remote_code" in str(exc) or "auto_map" in str(exc):
             raise CLIError(f"{target}: this config needs custom (remote) code, which torchtally never runs") from exc
         raise CLIError(f"{target}: cannot read this config: {one_line(exc)}") from exc
+
+
+def _refuse_custom_code(config_file: Path, target: str) -> None:
+    """A config naming its own classes (``auto_map``) means custom code: never run, and never
+    silently replaced by the built-in class of its model_type."""
+    try:
+        data = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # unreadable: transformers says why
+    if isinstance(data, dict) and data.get("auto_map"):
+        raise CLIError(f"{target}: this config names custom (remote) code in auto_map, which torchtally never runs")
 
 
 def _check_overrides(config: Any, overrides: dict[str, Any]) -> None:

@@ -70,12 +70,20 @@ def resolve(
     return shapes
 
 
+# Keyword inputs that hold integer ids in every Hugging Face model.
+_TOKEN_DTYPES = {
+    name: torch.long
+    for name in ("input_ids", "decoder_input_ids", "token_type_ids", "position_ids", "attention_mask", "labels")
+}
+
+
 def _usual_dtypes(given: list[InputShape], defaults: list[InputShape]) -> list[InputShape]:
     """New sizes for the usual inputs keep their dtypes (a token model's ids stay int64): by
     name, else by position when there are as many."""
     by_name: dict[str | None, torch.dtype | None] = {s.name: s.dtype for s in defaults if s.name is not None}
     if given[0].name is not None:
-        return [replace(s, dtype=by_name.get(s.name, s.dtype)) for s in given]
+        # A token model's usual input has no name; its ids keep their dtype by their usual names.
+        return [replace(s, dtype=s.dtype or by_name.get(s.name) or _TOKEN_DTYPES.get(str(s.name))) for s in given]
     if len(given) == len(defaults):
         return [replace(s, dtype=d.dtype) for s, d in zip(given, defaults)]
     return given

@@ -57,6 +57,11 @@ def parse_device(text: str | None) -> torch.device:
         raise CLIError(f"--device: {text!r} is not a device (use cpu, cuda, cuda:1, meta, ...)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CLIError("--device cuda: CUDA is not available on this machine")
+    if device.type not in ("cpu", "cuda", "meta"):  # mps, xla, ...: only when this torch can use it
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError):
+            raise CLIError(f"--device {text}: not available with this PyTorch build on this machine") from None
     return device
 
 

@@ -60,6 +60,7 @@ def write(text: str, output: str | None) -> None:
         sys.stdout.flush()
         return
     try:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     except OSError as exc:
         raise CLIError(f"--output {output}: cannot write it: {exc.strerror or exc}") from exc

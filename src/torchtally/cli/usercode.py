@@ -93,7 +93,12 @@ def build_user_model(spec: str, kwargs: dict[str, Any], device: torch.device) ->
         with torch.device(device):
             model = target(**kwargs)
     except Exception as exc:  # noqa: BLE001
-        hint = " (it may need real tensors: try --device cpu)" if device.type == "meta" else ""
+        if isinstance(exc, TypeError) and "required" in str(exc) and "argument" in str(exc):
+            hint = " (give constructor arguments with --arg NAME=VALUE)"
+        elif device.type == "meta" and ("meta" in str(exc) or isinstance(exc, NotImplementedError)):
+            hint = " (it may need real tensors: try --device cpu)"
+        else:
+            hint = ""
         raise CLIError(f"{spec}(...) failed: {one_line(exc)}{hint}") from exc
     if not isinstance(model, nn.Module):
         raise CLIError(f"{spec}(...) returned a {type(model).__name__}, not a torch.nn.Module")
