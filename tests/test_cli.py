@@ -651,3 +651,10 @@ def test_an_unavailable_device_is_one_short_line(capsys: pytest.CaptureFixture[s
     code, _, err = run_cli(capsys, "resnet18", "--device", "xla")
     line = error_line(err)
     assert code == EXIT_USAGE and len(line) < 200
+
+
+def test_output_dash_is_stdout(capsys: pytest.CaptureFixture[str], net_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(capsys, f"{net_file}:Net", "--input-size", "3", "4", "-o", "-", "-f", "json")
+    assert code == EXIT_OK and json.loads(out)["totals"]["params"] == net_report(width=8).total_params
+    assert not (tmp_path / "-").exists()

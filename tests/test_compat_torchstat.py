@@ -236,3 +236,15 @@ def test_a_model_that_fails_only_when_timed_still_gets_its_counts(capsys: pytest
     out = capsys.readouterr().out
     assert report.total_macs == 16  # 1 x 4 x 4
     assert "duration[%] not measured: a warm-up pass of the timed forward passes failed" in out
+
+
+def test_numpy_integer_sizes_are_accepted_as_by_the_originals(capsys: pytest.CaptureFixture[str]) -> None:
+    numpy = pytest.importorskip("numpy")
+    from torchtally.compat import torchinfo, torchsummary
+
+    size = (3, numpy.int64(32), 32)
+    # SmallCNN at 1x3x32x32: 1,885,440 MACs (seed 003's CNN, derived in test_seeds)
+    assert stat(SmallCNN(), size, timing=False).total_macs == 1_885_440
+    assert torchsummary.summary(SmallCNN(), size).total_macs == 1_885_440
+    assert torchinfo.summary(SmallCNN(), (numpy.int64(1), *size), verbose=0).total_macs == 1_885_440
+    capsys.readouterr()

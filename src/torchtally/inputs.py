@@ -4,6 +4,7 @@ one forward call, as fake tensors (no memory) or as real ones."""
 from __future__ import annotations
 
 import copy
+import operator
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,12 +30,17 @@ class TensorToMake:
     dtype: torch.dtype
 
 
-def _as_shape(value: Any) -> tuple[int, ...] | None:
+def as_shape(value: Any) -> tuple[int, ...] | None:
+    """``value`` as a shape: a torch.Size, or a list/tuple of whole numbers (Python or numpy
+    integers, not bools); None when it is not one. Negative sizes are checked apart."""
     if isinstance(value, torch.Size):
         return tuple(value)
-    if isinstance(value, (list, tuple)) and all(isinstance(d, int) and not isinstance(d, bool) for d in value):
-        return tuple(value)
-    return None
+    if not isinstance(value, (list, tuple)) or any(isinstance(d, bool) for d in value):
+        return None
+    try:
+        return tuple(operator.index(d) for d in value)
+    except TypeError:
+        return None
 
 
 def _check_shape(shape: tuple[int, ...], where: str) -> tuple[int, ...]:
@@ -52,18 +58,18 @@ def _shapes_from_input_size(input_size: Any) -> tuple[list[tuple[int, ...]], dic
     if isinstance(input_size, Mapping):
         named = {}
         for name, value in input_size.items():
-            shape = _as_shape(value)
+            shape = as_shape(value)
             if shape is None or not isinstance(name, str):
                 raise InputError(f"{usage}; the entry {name!r}: {value!r} is not a shape")
             named[name] = _check_shape(shape, f"input_size[{name!r}]")
         return [], named
-    single = _as_shape(input_size)
+    single = as_shape(input_size)
     if single is not None:
         return [_check_shape(single, "input_size")], {}
     if isinstance(input_size, (list, tuple)) and input_size:
         shapes = []
         for position, value in enumerate(input_size):
-            shape = _as_shape(value)
+            shape = as_shape(value)
             if shape is None:
                 raise InputError(f"{usage}; item {position} ({value!r}) is not a shape")
             shapes.append(_check_shape(shape, f"input_size[{position}]"))

@@ -81,7 +81,7 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("output")
     group.add_argument("--format", "-f", choices=FORMATS,
                        help="output format (default: from the --output suffix, else text)")
-    group.add_argument("--output", "-o", metavar="FILE", help="write the result to FILE instead of stdout")
+    group.add_argument("--output", "-o", metavar="FILE", help="write the result to FILE instead of stdout ('-': stdout)")
 
 
 def _budget_options(parser: argparse.ArgumentParser) -> None:
@@ -145,4 +145,7 @@ def parse(argv: Sequence[str]) -> tuple[str, argparse.Namespace]:
     command = "compare" if argv and argv[0] == "compare" else "summary"
     parser = compare_parser() if command == "compare" else summary_parser()
     parser.given = list(argv)
-    return command, parser.parse_args(argv[1:] if command == "compare" else argv)
+    options = parser.parse_args(argv[1:] if command == "compare" else argv)
+    if options.output == "-":  # the usual name for stdout
+        options.output = None
+    return command, options

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from .. import notebook
+from ..inputs import as_shape
 from ..render.footer import truth_lines, uncounted_lines
 from ..report import ModelReport
 
@@ -23,6 +25,13 @@ def notes(report: ModelReport) -> list[str]:
     formula covers (the totals are then a lower bound, never silently short)."""
     lines = truth_lines(report) if report.unused_params or report.shared_params or report.unused_modules else []
     return lines + uncounted_lines(report)
+
+
+def dims(value: Any) -> tuple[int, ...] | None:
+    """``value`` as a shape of sizes >= 0 (Python or numpy integers, as the originals
+    accept); None when it is not one."""
+    shape = as_shape(value)
+    return shape if shape is not None and all(d >= 0 for d in shape) else None
 
 
 def full_depth(report: ModelReport) -> int:

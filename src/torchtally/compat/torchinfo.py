@@ -52,6 +52,7 @@ from torch import nn
 from ..errors import InputError
 from ..inputs import DtypeSpec
 from ..report import ModelReport
+from ._common import dims
 from ..run import analyze
 from ..settings import Column, RowSetting, Style, ViewOptions
 from ..summary import summary as tt_summary
@@ -117,12 +118,13 @@ def _rows(row_settings: Any) -> tuple[RowSetting, ...]:
 
 
 def _with_batch(shape: Any, batch_dim: int) -> Any:
-    if isinstance(shape, (tuple, list, torch.Size)) and all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
-        dims = list(shape)
-        position = batch_dim if batch_dim >= 0 else len(dims) + 1 + batch_dim
-        if not 0 <= position <= len(dims):
+    whole = dims(shape)
+    if whole is not None:
+        dims_ = list(whole)
+        position = batch_dim if batch_dim >= 0 else len(dims_) + 1 + batch_dim
+        if not 0 <= position <= len(dims_):
             raise InputError(f"batch_dim={batch_dim} is outside the shape {list(shape)} (with the batch added)")
-        return tuple(dims[:position] + [1] + dims[position:])
+        return tuple(dims_[:position] + [1] + dims_[position:])
     if isinstance(shape, Mapping):
         return {name: _with_batch(value, batch_dim) for name, value in shape.items()}
     if isinstance(shape, (tuple, list)):

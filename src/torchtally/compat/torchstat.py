@@ -52,7 +52,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 from ..errors import InputError
@@ -61,7 +60,7 @@ from ..report import ModelReport
 from ..run import analyze
 from ..settings import Column
 from ..timing import TimingError, TimingOptions
-from ._common import emit, full_depth, notes, unused_rows
+from ._common import dims, emit, full_depth, notes, unused_rows
 
 MB = 2**20
 DEFAULT_TIMING = TimingOptions(warmup=1, repeats=5)
@@ -209,9 +208,8 @@ def stat(
     batch dimension, any rank) and return the report. See the module docstring."""
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    if not (isinstance(input_size, (tuple, list, torch.Size)) and all(
-        isinstance(d, int) and not isinstance(d, bool) for d in input_size
-    )):
+    shape = dims(input_size)
+    if shape is None:
         raise InputError(f"input_size must be one shape without the batch dimension, such as (3, 224, 224); got {input_size!r}")
     if isinstance(query_granularity, bool) or not isinstance(query_granularity, int) or query_granularity < 1:
         raise InputError(f"query_granularity must be a whole number >= 1 (1: leaf modules); got {query_granularity!r}")
@@ -219,9 +217,9 @@ def stat(
     options = None if timing is False or meta else DEFAULT_TIMING if timing is True else timing
     untimed = ""
     try:
-        report = analyze(model, (1, *input_size), timing=options or False)
+        report = analyze(model, (1, *shape), timing=options or False)
     except TimingError as exc:  # the counts stand; only duration[%] is missing
-        report = analyze(model, (1, *input_size))
+        report = analyze(model, (1, *shape))
         untimed = f"duration[%] not measured: {exc}"
     columns = VIEW_COLUMNS + ((Column.TIME_PERCENT,) if report.timing is not None else ())
     view = report.with_view(full_depth(report), columns=columns, style="flat")

@@ -55,7 +55,7 @@ from ..render.footer import size_lines
 from ..render.units import shape_text, with_commas
 from ..report import LayerReport, ModelReport
 from ..run import analyze
-from ._common import emit, full_depth, notes
+from ._common import dims, emit, full_depth, notes
 
 WIDTH = 64  # torchsummary's rules
 
@@ -73,17 +73,10 @@ def _check_device(device: Any) -> None:
 
 def _shapes(input_size: Any) -> list[tuple[int, ...]]:
     """torchsummary's input_size: one shape without the batch, or a list of them."""
-    def shape(value: Any) -> tuple[int, ...] | None:
-        if isinstance(value, (tuple, list, torch.Size)) and all(
-            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
-        ):
-            return tuple(value)
-        return None
-
-    single = shape(input_size)
+    single = dims(input_size)
     if single is not None:
         return [single]
-    shapes = [shape(item) for item in input_size] if isinstance(input_size, (tuple, list)) and input_size else [None]
+    shapes = [dims(item) for item in input_size] if isinstance(input_size, (tuple, list)) and input_size else [None]
     if any(s is None for s in shapes):
         raise InputError(
             "input_size must be one shape without the batch dimension, such as (3, 224, 224), or a list of "
