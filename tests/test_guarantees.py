@@ -809,3 +809,31 @@ def test_a_model_as_deep_as_pytorch_runs_is_analysed_and_the_recursion_limit_res
     report = tt.analyze(model, (2,))
     assert report.total_flops == 200 * 2  # 200 additions of 2 elements
     assert sys.getrecursionlimit() == limit
+
+
+# ---------------------------------------------------------------------------------------------
+# The drop-in compat functions and measured time run the model too (timing for real)
+# ---------------------------------------------------------------------------------------------
+
+
+def _other_entry_points() -> dict[str, Callable[[nn.Module], Any]]:
+    from torchtally.compat import thop, torchinfo, torchstat, torchsummary
+
+    quick = tt.TimingOptions(warmup=1, repeats=1)
+    return {
+        "torchsummary": lambda model: torchsummary.summary(model, (3, 8, 8), batch_size=2),
+        "thop": lambda model: thop.profile(model, (torch.ones(2, 3, 8, 8),), verbose=False),
+        "torchstat": lambda model: torchstat.stat(model, (3, 8, 8), timing=quick),
+        "torchinfo": lambda model: torchinfo.summary(model, (2, 3, 8, 8), verbose=0, mode="train"),
+        "timing": lambda model: tt.analyze(model, (2, 3, 8, 8), mode="train", timing=quick),
+    }
+
+
+@pytest.mark.parametrize("entry", ["torchsummary", "thop", "torchstat", "torchinfo", "timing"])
+@pytest.mark.parametrize("start", ["train", "eval"])
+def test_compat_functions_and_timing_change_nothing(entry: str, start: str, capsys: pytest.CaptureFixture[str]) -> None:
+    model = bn_net().train(start == "train")
+    before = snapshot(model)
+    _other_entry_points()[entry](model)
+    capsys.readouterr()
+    assert_unchanged(model, before)

@@ -29,7 +29,7 @@ from .params import ParameterIndex, has_lazy_tensors
 from .report import ModelReport
 from .structures import describe_specs, iter_tensors
 from .training import GradientBytes, LossFn, backward_targets, seed_gradients, stand_in_parameters
-from .tracking import ModuleTracker
+from .tracking import Failure, ModuleTracker
 from .timing import TimingOptions, measure, timing_options
 from .patching import room_for_wrappers
 from .tree import ModuleNode, module_tree
@@ -66,8 +66,7 @@ def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torc
     return wanted
 
 
-def _where(nodes: list[ModuleNode], tracker: ModuleTracker, exc: BaseException) -> tuple[ModuleNode, list[str]]:
-    failure = tracker.failure_for(exc)
+def _where(nodes: list[ModuleNode], tracker: ModuleTracker, failure: Failure | None) -> tuple[ModuleNode, list[str]]:
     if failure is not None:
         return nodes[failure.index], describe_specs(failure.inputs)
     root_inputs = tracker.records[0].inputs
@@ -188,9 +187,10 @@ def _run_once(
     except TorchtallyError:
         raise
     except Exception as exc:
-        node, shapes = _where(nodes, tracker, exc)
+        failure = tracker.failure_for(exc)
+        node, shapes = _where(nodes, tracker, failure)
         where = describe_module(node.name, type(node.module).__name__)
-        found = tracker.failure_for(exc) is not None
+        found = failure is not None
         in_loss_fn = not found and not tracker.in_backward and bool(tracker.records[0].outputs)
         if in_loss_fn and training is not None and training.loss_fn is not None:
             where = "loss_fn"  # the root's forward had returned and the backward had not begun

@@ -41,7 +41,7 @@ class RowSetting(str, Enum):
 
     TYPE_NAMES = "type_names"  # label rows ``Conv2d: 1-1`` (class: depth-index; flat style ``Conv2d-1``), not ``conv1 (Conv2d)``
     ASCII_ONLY = "ascii_only"  # draw the tree with ASCII characters only
-    HIDE_EMPTY = "hide_empty"  # hide modules with no parameters, no cost and nothing shown below them
+    HIDE_EMPTY = "hide_empty"  # hide modules with no parameters, nothing in the shown columns, nothing shown below
     COLLAPSE_REPEATS = "collapse_repeats"  # fold runs of identical sibling blocks into one row
 
 

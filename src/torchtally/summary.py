@@ -15,11 +15,6 @@ from .run import analyze
 from .settings import ColumnsArg, RowsArg, Style, ViewOptions
 
 
-def _in_ipython() -> bool:
-    """True inside IPython or Jupyter, where reports are shown as notebook output."""
-    return notebook.in_ipython()
-
-
 def _print(report: ModelReport, file: TextIO) -> None:
     """Through rich at the terminal's width when rich is installed and ``file`` is a terminal;
     plain text otherwise (files and pipes get the same text every time)."""
@@ -56,7 +51,7 @@ def summary(
     view = ViewOptions.parse(depth, columns, rows, style)  # a bad setting fails before a long analysis
     report = analyze(model, input_size, **options)
     report = report.with_view(view.depth, columns=view.columns, rows=view.rows, style=view.style)
-    if _in_ipython() and file is None:
+    if notebook.in_ipython() and file is None:
         notebook.show(report)
         return replace(report, shown_in_cell=notebook.cell())  # not shown again as the cell's value
     _print(report, file if file is not None else sys.stdout)
