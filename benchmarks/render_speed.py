@@ -22,7 +22,7 @@ from torch import nn
 import torchtally as tt
 from torchtally.render.rich_view import render_rich
 from torchtally.render.table import table_view
-from torchtally.settings import ViewOptions
+from torchtally.report.settings import ViewOptions
 
 
 def build(blocks: int) -> nn.Module:

@@ -19,7 +19,7 @@ from torch import nn
 import torchtally as tt
 from torchtally.compare import compare
 from torchtally.report import SCHEMA
-from torchtally.tables import TABLE_SCHEMA
+from torchtally.report.tables import TABLE_SCHEMA
 
 from seed_models import SharedConv, SmallCNN, UnusedConv
 

@@ -10,7 +10,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import torchtally as tt
-from torchtally.traffic import Traffic
+from torchtally.engine.traffic import Traffic
 
 
 class Recorder(TorchDispatchMode):

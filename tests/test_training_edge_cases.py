@@ -16,7 +16,7 @@ from torch.nn.parameter import UninitializedParameter
 from torch.utils.checkpoint import checkpoint
 
 import torchtally as tt
-from torchtally import memory, optim
+from torchtally.engine import memory, optim
 from torchtally.errors import InputError, TorchtallyError
 
 # MLP 20 -> 30 -> ReLU -> 10, batch 8 (the same derivation as test_training.py):

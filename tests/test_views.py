@@ -23,7 +23,7 @@ from helpers import check_golden
 from seed_models import SharedConv, SmallCNN, UnusedConv
 from torchtally.render.rich_view import render_rich
 from torchtally.render.table import table_view
-from torchtally.settings import ViewOptions
+from torchtally.report.settings import ViewOptions
 
 # ---------------------------------------------------------------------------------------
 # Reading a rendered plain-text table back

@@ -5,14 +5,15 @@ from ._version import __version__
 from .compare import compare
 from .errors import FormulaError, ForwardError, InputError, TorchtallyError
 from .formulas import Cost, register_formula, unregister_formula
-from .report import LayerReport, Memory, ModelReport, OpStats
-from .run import analyze
-from .schema import report_schema, table_schema
-from .settings import Column, RowSetting, Style
-from .structures import TensorSpec
+from .report.model import LayerReport, Memory, ModelReport, OpStats
+from .engine.run import analyze
+from .report.schema import report_schema, table_schema
+from .report.settings import Column, RowSetting, Style
+from .report.specs import TensorSpec
 from .summary import summary
-from .tables import DataTable
-from .timing import TimingOptions, TimingStats
+from .report.tables import DataTable
+from .engine.timing import TimingOptions
+from .report.timing import TimingStats
 
 __all__ = [
     "Column",

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from .errors import InputError
-from .report import ModelReport
-from .tables import DataTable, table_from_mapping
+from .report.model import ModelReport
+from .report.tables import DataTable, table_from_mapping
 
 COLUMNS = {
     "model": "text", "input": "text", "params": "count", "macs": "ops", "flops": "ops",

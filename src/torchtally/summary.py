@@ -8,11 +8,11 @@ from typing import Any, TextIO
 
 from torch import nn
 
-from . import notebook
-from .inputs import InputSize
-from .report import ModelReport
-from .run import analyze
-from .settings import ColumnsArg, RowsArg, Style, ViewOptions
+from .render import notebook
+from .engine.inputs import InputSize
+from .report.model import ModelReport
+from .engine.run import analyze
+from .report.settings import ColumnsArg, RowsArg, Style, ViewOptions
 
 
 def _print(report: ModelReport, file: TextIO) -> None:

@@ -16,9 +16,9 @@ from typing import Any
 
 from ..errors import ForwardError, InputError, TorchtallyError
 from ..compare import compare
-from ..report import ModelReport
-from ..run import analyze
-from ..settings import ViewOptions
+from ..report.model import ModelReport
+from ..engine.run import analyze
+from ..report.settings import ViewOptions
 from .budgets import Budget, excesses, parse_budgets
 from .errors import EXIT_ANALYSIS_FAILED, EXIT_BUDGET, EXIT_OK, EXIT_PIPE_CLOSED, EXIT_USAGE, CLIError, one_line
 from .arguments import parse

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..report import ModelReport
+from ..report.model import ModelReport
 from .errors import CLIError
 
 # Counts are quoted in powers of 1000 (as MACs are); "B" is the billions of "7B parameters".

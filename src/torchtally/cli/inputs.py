@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..inputs import model_float_dtype
+from ..engine.inputs import model_float_dtype
 from .errors import CLIError
 from .values import parse_dtype, parse_shape
 

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ..report import ModelReport
-from ..settings import ViewOptions
-from ..tables import DataTable
+from ..report.model import ModelReport
+from ..report.settings import ViewOptions
+from ..report.tables import DataTable
 from .errors import CLIError
 
 FORMATS = ("text", "json", "csv", "markdown", "html")

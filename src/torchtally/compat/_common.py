@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .. import notebook
-from ..inputs import as_shape
+from ..render import notebook
+from ..engine.inputs import as_shape
 from ..render.footer import truth_lines, uncounted_lines
-from ..report import ModelReport
+from ..report.model import ModelReport
 
 
 def emit(text: str, report: ModelReport) -> ModelReport:

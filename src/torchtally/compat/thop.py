@@ -45,9 +45,9 @@ from torch import nn
 
 from ..errors import InputError, TorchtallyError, describe_module
 from ..render.units import with_commas
-from ..report import ModelReport
-from ..run import analyze
-from ..structures import TensorSpec
+from ..report.model import ModelReport
+from ..engine.run import analyze
+from ..report.specs import TensorSpec
 
 Rule = Callable[[nn.Module, tuple[torch.Tensor, ...], Any], Any]
 Count = Union[int, float]

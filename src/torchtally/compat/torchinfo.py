@@ -50,11 +50,11 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..inputs import DtypeSpec
-from ..report import ModelReport
+from ..engine.inputs import DtypeSpec
+from ..report.model import ModelReport
 from ._common import dims
-from ..run import analyze
-from ..settings import Column, RowSetting, Style, ViewOptions
+from ..engine.run import analyze
+from ..report.settings import Column, RowSetting, Style, ViewOptions
 from ..summary import summary as tt_summary
 
 COLUMNS = {

@@ -56,10 +56,10 @@ from torch import nn
 
 from ..errors import InputError
 from ..render.view import Amounts, subtree_amounts
-from ..report import ModelReport
-from ..run import analyze
-from ..settings import Column
-from ..timing import TimingError, TimingOptions
+from ..report.model import ModelReport
+from ..engine.run import analyze
+from ..report.settings import Column
+from ..engine.timing import TimingError, TimingOptions
 from ._common import dims, emit, full_depth, notes, unused_rows
 
 MB = 2**20

@@ -50,11 +50,11 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..inputs import DtypeSpec
+from ..engine.inputs import DtypeSpec
 from ..render.footer import size_lines
 from ..render.units import shape_text, with_commas
-from ..report import LayerReport, ModelReport
-from ..run import analyze
+from ..report.model import LayerReport, ModelReport
+from ..engine.run import analyze
 from ._common import dims, emit, full_depth, notes
 
 WIDTH = 64  # torchsummary's rules

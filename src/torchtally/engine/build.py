@@ -10,7 +10,7 @@ from torch import nn
 
 from .memory import RunMemory
 from .params import ParameterIndex, ParamCounts
-from .report import LayerReport, Memory, ModelReport, OpStats
+from ..report.model import LayerReport, Memory, ModelReport, OpStats
 from .timing import Measured
 from .tracking import ModuleRecord, OpTally
 from .tree import ModuleNode

@@ -17,7 +17,7 @@ from torch.nn.parameter import is_lazy
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .fakes import FakeConverter, lenient_result
-from .formulas.resolve import CostModel
+from ..formulas.resolve import CostModel
 from .guard import ModelState
 from .memory import LiveSet
 from .params import ParameterIndex

@@ -22,7 +22,7 @@ import torch
 from torch._ops import OpOverload
 from torch.nn.parameter import is_lazy
 
-from .errors import TorchtallyError
+from ..errors import TorchtallyError
 from .tree import ModuleNode
 
 

@@ -13,9 +13,9 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from .errors import InputError
+from ..errors import InputError
 from .fakes import FakeConverter
-from .structures import MAX_NESTING
+from .tensors import MAX_NESTING
 
 Shape = Sequence[int]
 InputSize = Union[Shape, Sequence[Shape], Mapping[str, Shape]]

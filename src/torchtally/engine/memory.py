@@ -17,16 +17,13 @@ import functools
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch._ops import OpOverload
 from torch.utils._mode_utils import no_dispatch
 
-from .formulas.registry import tensor_args
-
-if TYPE_CHECKING:
-    from .optim import StepCost
+from ..formulas.registry import tensor_args
 
 # Operators whose result shares a storage with an argument without the schema saying so.
 _UNDECLARED_ALIASES = frozenset({"_unsafe_view", "_reshape_alias"})
@@ -150,6 +147,15 @@ class LiveSet:
     def stop(self) -> None:
         """Stop following: drop the weak references (their callbacks must not outlive the run)."""
         self._live.clear()
+
+
+@dataclass(frozen=True)
+class StepCost:
+    state_bytes: int  # tensors the optimizer keeps between steps
+    step_peak: int  # the most bytes alive at once during a steady-state step (its state included)
+    macs: int
+    flops: int
+    uncounted: dict[str, int]
 
 
 @dataclass

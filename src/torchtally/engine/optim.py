@@ -5,7 +5,6 @@ and gradients (so nothing real is computed, allocated or written)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Union
 
 import torch
@@ -14,9 +13,9 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._mode_utils import no_dispatch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .errors import InputError
-from .formulas.resolve import CostModel
-from .memory import LiveSet
+from ..errors import InputError
+from ..formulas.resolve import CostModel
+from .memory import LiveSet, StepCost
 
 OptimizerFactory = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
 OptimizerSpec = Union[str, OptimizerFactory]
@@ -59,15 +58,6 @@ def optimizer_factory(spec: OptimizerSpec) -> tuple[str, OptimizerFactory]:
         name = getattr(spec, "__name__", None) or getattr(getattr(spec, "func", None), "__name__", None) or repr(spec)
         return str(name), spec
     raise InputError(f"optimizer must be a name ({', '.join(OPTIMIZERS)}) or a callable returning an optimizer; got {spec!r}")
-
-
-@dataclass(frozen=True)
-class StepCost:
-    state_bytes: int  # tensors the optimizer keeps between steps
-    step_peak: int  # the most bytes alive at once during a steady-state step (its state included)
-    macs: int
-    flops: int
-    uncounted: dict[str, int]
 
 
 class _StepMode(TorchDispatchMode):  # type: ignore[no-untyped-call]

@@ -18,16 +18,16 @@ from torch._subclasses import fake_tensor
 from .build import build_report, with_timing
 from .counting import CountingMode
 from .fakes import FakeConverter, is_fake_limitation
-from .errors import ForwardError, InputError, TorchtallyError, describe_module
-from .formulas.registry import Formula, OpLike, per_call_registry
-from .formulas.resolve import CostModel
+from ..errors import ForwardError, InputError, TorchtallyError, describe_module
+from ..formulas.registry import Formula, OpLike, per_call_registry
+from ..formulas.resolve import CostModel
 from .guard import ModelState
 from .memory import RunMemory, storage_bytes
 from .optim import OptimizerFactory, OptimizerSpec, optimizer_factory, optimizer_step
 from .inputs import DtypeSpec, InputPlan, InputSize, model_device, model_float_dtype
 from .params import ParameterIndex, has_lazy_tensors
-from .report import ModelReport
-from .structures import describe_specs, iter_tensors
+from ..report.model import ModelReport
+from .tensors import describe_specs, iter_tensors
 from .training import GradientBytes, LossFn, backward_targets, seed_gradients, stand_in_parameters
 from .tracking import Failure, ModuleTracker
 from .timing import TimingOptions, measure, timing_options

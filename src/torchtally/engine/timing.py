@@ -25,10 +25,11 @@ import torch
 from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .errors import InputError, TorchtallyError, describe_module
+from ..errors import InputError, TorchtallyError, describe_module
 from .guard import ModelState
 from .patching import ForwardPatches, room_for_wrappers
 from .tree import ModuleNode
+from ..report.timing import TimingStats
 
 
 class TimingError(TorchtallyError):
@@ -60,27 +61,6 @@ def timing_options(value: object) -> TimingOptions | None:
     if isinstance(value, TimingOptions):
         return value
     raise InputError(f"timing must be True, False or tt.TimingOptions(warmup=..., repeats=...); got {value!r}")
-
-
-@dataclass(frozen=True)
-class TimingStats:
-    """Measured forward passes (seconds). Per-module times are on the layers."""
-
-    device: str
-    clock: str  # "cuda events" or "perf_counter"
-    warmup: int
-    repeats: int
-    batch_size: int  # samples per pass (the first input's first dimension; 0 for an empty batch)
-    latency_median: float  # plain forward passes, no timers
-    latency_p90: float
-    latency_min: float
-    latency_mean: float
-    throughput: float  # samples per second, batch_size / latency_median
-    timed_mean: float  # mean forward pass with a timer around every module (the rows' own times add up to it)
-    overhead: float  # timed_mean / latency_mean - 1: what the per-module timers cost
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True)

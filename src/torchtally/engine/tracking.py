@@ -32,9 +32,10 @@ from typing import Any
 
 import torch
 
-from .formulas.registry import Cost
+from ..formulas.registry import Cost
 from .patching import ForwardPatches
-from .structures import TensorSpec, tensor_specs
+from ..report.specs import TensorSpec
+from .tensors import tensor_specs
 from .tree import ModuleNode
 
 # Key under which an autograd node remembers the row of the module whose forward created it.

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch._ops import OpOverload
 
-from .formulas.registry import tensor_args
+from ..formulas.registry import tensor_args
 from .memory import tensor_bytes
 
 _METADATA_ONLY = frozenset({

@@ -11,11 +11,11 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from .errors import InputError
+from ..errors import InputError
 from .fakes import FakeConverter, is_fake_limitation
 from .memory import tensor_bytes
 from .params import ParameterIndex
-from .structures import iter_tensors
+from .tensors import iter_tensors
 from .tree import ModuleNode
 
 LossFn = Callable[[Any], torch.Tensor]

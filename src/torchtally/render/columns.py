@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..report import LayerReport, ModelReport
-from ..settings import Column
-from ..structures import TensorSpec
+from ..report.model import LayerReport, ModelReport
+from ..report.settings import Column
+from ..report.specs import TensorSpec
 from .units import binary_bytes, shape_text, with_commas
 from .view import Row
 

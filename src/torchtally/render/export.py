@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..report import LayerReport, ModelReport
-from ..tables import DataTable, table_from_mapping
+from ..report.model import LayerReport, ModelReport
+from ..report.tables import DataTable, table_from_mapping
 
 # Columns of the per-layer export, as in `LayerReport.to_dict()` (``parent`` is the parent's
 # row index). Lists are JSON text: shapes (per call, the shape of each tensor), shared_from,

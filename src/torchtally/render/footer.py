@@ -3,7 +3,7 @@ torchtally's full footer; the flat style starts with torchsummary's size footer.
 
 from __future__ import annotations
 
-from ..report import ModelReport
+from ..report.model import ModelReport
 from .units import binary_bytes, decimal, shape_text, with_commas
 
 MB = 2**20  # torchsummary's "MB"

@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .report import ModelReport
+    from ..report.model import ModelReport
 
 
 def _shell() -> Any:

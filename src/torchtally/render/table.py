@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..report import ModelReport
-from ..settings import RowSetting, Style, ViewOptions
+from ..report.model import ModelReport
+from ..report.settings import RowSetting, Style, ViewOptions
 from .columns import COLUMNS
 from .footer import flat_footer, tree_footer
 from .view import Row, build_rows

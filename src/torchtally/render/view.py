@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ..report import LayerReport, ModelReport
-from ..settings import Column, RowSetting, Style, ViewOptions
+from ..report.model import LayerReport, ModelReport
+from ..report.settings import Column, RowSetting, Style, ViewOptions
 
 # The quantities that add up over rows, in the order of `Amounts`' fields.
 SUMMED = (

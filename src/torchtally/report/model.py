@@ -9,11 +9,11 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .settings import ColumnsArg, RowsArg, Style, ViewOptions
-from .structures import TensorSpec
+from .specs import TensorSpec
 from .timing import TimingStats
 
 if TYPE_CHECKING:
-    from .render.table import TableView
+    from ..render.table import TableView
     from .tables import DataTable
 
 SCHEMA = "torchtally.report/1"
@@ -333,7 +333,7 @@ class ModelReport:
     def _table_view(
         self, depth: int | None, columns: ColumnsArg, rows: RowsArg, style: Style | str | None
     ) -> TableView:
-        from .render.table import table_view
+        from ..render.table import table_view
 
         return table_view(self, self._options(depth, columns, rows, style))
 
@@ -356,7 +356,7 @@ class ModelReport:
                 ``"collapse_repeats"``.
             style: ``"tree"`` (the module hierarchy) or ``"flat"`` (torchsummary's layout).
         """
-        from .render.text import render_text
+        from ..render.text import render_text
 
         return render_text(self._table_view(depth, columns, rows, style))
 
@@ -364,7 +364,7 @@ class ModelReport:
         self, depth: int | None = None, *, columns: ColumnsArg = None, rows: RowsArg = None, style: Style | str | None = None
     ) -> str:
         """The table as GitHub Markdown, the footer as a list below it."""
-        from .render.markdown import render_markdown
+        from ..render.markdown import render_markdown
 
         return render_markdown(self._table_view(depth, columns, rows, style))
 
@@ -372,7 +372,7 @@ class ModelReport:
         self, depth: int | None = None, *, columns: ColumnsArg = None, rows: RowsArg = None, style: Style | str | None = None
     ) -> str:
         """The table as HTML (what a notebook shows)."""
-        from .render.html import render_html
+        from ..render.html import render_html
 
         return render_html(self._table_view(depth, columns, rows, style))
 
@@ -380,7 +380,7 @@ class ModelReport:
         self, depth: int | None = None, *, columns: ColumnsArg = None, rows: RowsArg = None, style: Style | str | None = None
     ) -> Any:
         """A rich renderable (``rich.print(report.to_rich())``); needs rich installed."""
-        from .render.rich_view import rich_renderable
+        from ..render.rich_view import rich_renderable
 
         return rich_renderable(self._table_view(depth, columns, rows, style))
 
@@ -392,27 +392,27 @@ class ModelReport:
 
     def to_csv(self) -> str:
         """One CSV row per layer (every module), with the same numbers as `to_dict()`'s layers."""
-        from .render.export import LAYER_COLUMNS, layer_records
+        from ..render.export import LAYER_COLUMNS, layer_records
         from .tables import csv_from
 
         return csv_from(layer_records(self), LAYER_COLUMNS)
 
     def to_dataframe(self) -> Any:
         """A pandas DataFrame, one row per layer (the `to_csv` columns); needs pandas."""
-        from .render.export import LAYER_COLUMNS, layer_records
+        from ..render.export import LAYER_COLUMNS, layer_records
         from .tables import dataframe_from
 
         return dataframe_from(layer_records(self), LAYER_COLUMNS)
 
     def by_operator(self) -> DataTable:
         """Calls, MACs and FLOPs per operator (forward and backward apart)."""
-        from .render.export import by_operator
+        from ..render.export import by_operator
 
         return by_operator(self)
 
     def by_type(self) -> DataTable:
         """Modules, calls, parameters, MACs and FLOPs per module class."""
-        from .render.export import by_type
+        from ..render.export import by_type
 
         return by_type(self)
 
@@ -475,7 +475,7 @@ class ModelReport:
     def _ipython_display_(self) -> None:
         """IPython/Jupyter: the HTML table (text in a terminal), unless `summary()` showed
         this report in the running cell already."""
-        from .notebook import cell, show
+        from ..render.notebook import cell, show
 
         if self.shown_in_cell is None or self.shown_in_cell != cell():
             show(self)

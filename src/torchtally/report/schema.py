@@ -14,7 +14,7 @@ from typing import Any
 
 
 def _load(name: str) -> dict[str, Any]:
-    text = resources.files("torchtally").joinpath(name).read_text(encoding="utf-8")
+    text = resources.files("torchtally.report").joinpath(name).read_text(encoding="utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar, Union
 
-from .errors import InputError
+from ..errors import InputError
 
 
 class Column(str, Enum):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .render.units import binary_bytes, decimal, with_commas
+from ..render.units import binary_bytes, decimal, with_commas
 
 TABLE_SCHEMA = "torchtally.table/1"
 # How a column's values read as text (exports keep the raw values): a name, a count with
@@ -94,12 +94,12 @@ class DataTable:
         return self.columns, tuple(kind != "text" for kind in self.kinds), cells
 
     def to_markdown(self) -> str:
-        from .render.markdown import markdown_table
+        from ..render.markdown import markdown_table
 
         return markdown_table(*self._cells())
 
     def to_html(self) -> str:
-        from .render.html import html_table
+        from ..render.html import html_table
 
         return html_table(*self._cells())
 
@@ -107,8 +107,8 @@ class DataTable:
         return self.to_html()
 
     def __str__(self) -> str:
-        from .render.table import TableView
-        from .render.text import render_text
+        from ..render.table import TableView
+        from ..render.text import render_text
 
         headers, numeric, cells = self._cells()
         return render_text(TableView(headers, numeric, cells, footer=()))
