@@ -11,155 +11,31 @@ from __future__ import annotations
 
 import copy
 import io
+import random
 import sys
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
-import torch.nn.modules.module as module_globals
 from torch import nn
 from torch.nn import functional as F
 
 import torchtally as tt
 from helpers import DataDependent
+from model_state import Snapshot, capture, differences
 
 # ---------------------------------------------------------------------------------------------
 # The snapshot and the checker
 # ---------------------------------------------------------------------------------------------
 
-HOOK_DICTS = (
-    "_forward_hooks",
-    "_forward_hooks_with_kwargs",
-    "_forward_hooks_always_called",
-    "_forward_pre_hooks",
-    "_forward_pre_hooks_with_kwargs",
-    "_backward_hooks",
-    "_backward_pre_hooks",
-    "_state_dict_hooks",
-    "_state_dict_pre_hooks",
-    "_load_state_dict_pre_hooks",
-    "_load_state_dict_post_hooks",
-)
-GLOBAL_HOOK_DICTS = tuple(
-    name
-    for name in (
-        "_global_forward_hooks",
-        "_global_forward_hooks_with_kwargs",
-        "_global_forward_hooks_always_called",
-        "_global_forward_pre_hooks",
-        "_global_backward_hooks",
-        "_global_backward_pre_hooks",
-        "_global_buffer_registration_hooks",
-        "_global_module_registration_hooks",
-        "_global_parameter_registration_hooks",
-    )
-    if hasattr(module_globals, name)
-)
-_ABSENT = object()
+# The checker lives in tests/model_state.py (shared with the suite-wide check in conftest.py):
+# it compares values, recursively, not names.
+snapshot = capture
 
 
-def _tensor_state(tensor: torch.Tensor | None) -> dict[str, Any] | None:
-    if tensor is None:
-        return None
-    on_meta = tensor.device.type == "meta"
-    return {
-        "object": tensor,  # identity: the very same tensor object must be in the slot afterwards
-        "class": type(tensor),
-        "dtype": tensor.dtype,
-        "device": tensor.device,
-        "requires_grad": tensor.requires_grad,
-        "shape": tuple(tensor.shape),
-        "stride": tensor.stride(),
-        "storage": None if on_meta else tensor.untyped_storage().data_ptr(),
-        "value": None if on_meta else tensor.detach().clone(),
-        "grad": tensor.grad,
-    }
-
-
-def _module_state(module: nn.Module) -> dict[str, Any]:
-    return {
-        "training": module.training,
-        "parameters": {name: _tensor_state(p) for name, p in module._parameters.items()},
-        "buffers": {name: _tensor_state(b) for name, b in module._buffers.items()},
-        "children": {name: child for name, child in module._modules.items()},
-        "hooks": {name: list(getattr(module, name, {}).keys()) for name in HOOK_DICTS},
-        # An instance attribute left behind (a wrapped `forward`) shows up here.
-        "attributes": sorted(vars(module)),
-        "own_forward": vars(module).get("forward", _ABSENT),
-    }
-
-
-def snapshot(model: nn.Module) -> dict[str, Any]:
-    """Everything an analysis could change in ``model`` and in torch's global state."""
-    return {
-        "modules": {name: _module_state(module) for name, module in model.named_modules()},
-        "rng": torch.get_rng_state(),
-        "grad_enabled": torch.is_grad_enabled(),
-        "default_dtype": torch.get_default_dtype(),
-        "dispatch_modes": torch._C._len_torch_dispatch_stack(),
-        "global_hooks": {name: list(getattr(module_globals, name).keys()) for name in GLOBAL_HOOK_DICTS},
-    }
-
-
-def _tensor_differences(where: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
-    if before is None or after is None:
-        return [] if before is after else [f"{where}: {before and 'tensor'} -> {after and 'tensor'}"]
-    problems = []
-    if after["object"] is not before["object"]:
-        problems.append(f"{where}: a different tensor object is in the slot")
-    for key in ("class", "dtype", "device", "requires_grad", "shape", "stride", "storage"):
-        if after[key] != before[key]:
-            problems.append(f"{where}: {key} {before[key]} -> {after[key]}")
-    if after["grad"] is not before["grad"]:
-        problems.append(f"{where}: .grad changed")
-    if before["value"] is not None and after["value"] is not None:
-        same = after["value"].dtype == before["value"].dtype and after["value"].shape == before["value"].shape
-        if not (same and torch.equal(after["value"], before["value"])):
-            problems.append(f"{where}: values changed ({before['value'].flatten()[:4]} -> {after['value'].flatten()[:4]})")
-    elif (before["value"] is None) != (after["value"] is None):
-        problems.append(f"{where}: values could be read before or after, not both")
-    return problems
-
-
-def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """What changed between two snapshots, one line per difference (empty: nothing changed)."""
-    problems = []
-    if list(after["modules"]) != list(before["modules"]):
-        problems.append(f"module tree: {list(before['modules'])} -> {list(after['modules'])}")
-    for name, old in before["modules"].items():
-        new = after["modules"].get(name)
-        label = name or "<root>"
-        if new is None:
-            continue
-        if new["training"] != old["training"]:
-            problems.append(f"{label}: training {old['training']} -> {new['training']}")
-        for kind in ("parameters", "buffers"):
-            if list(new[kind]) != list(old[kind]):
-                problems.append(f"{label}: {kind} {list(old[kind])} -> {list(new[kind])}")
-            for slot in old[kind]:
-                if slot in new[kind]:
-                    problems.extend(_tensor_differences(f"{label}.{slot}", old[kind][slot], new[kind][slot]))
-        if list(new["children"]) != list(old["children"]) or any(
-            new["children"].get(k) is not v for k, v in old["children"].items()
-        ):
-            problems.append(f"{label}: child modules changed")
-        for hook_dict, keys in old["hooks"].items():
-            if new["hooks"][hook_dict] != keys:
-                problems.append(f"{label}: {hook_dict} {keys} -> {new['hooks'][hook_dict]}")
-        if new["attributes"] != old["attributes"]:
-            problems.append(f"{label}: instance attributes {old['attributes']} -> {new['attributes']}")
-        if new["own_forward"] is not old["own_forward"]:
-            problems.append(f"{label}: instance `forward` attribute changed")
-    if not torch.equal(after["rng"], before["rng"]):
-        problems.append("global RNG state changed")
-    for key in ("grad_enabled", "default_dtype", "dispatch_modes", "global_hooks"):
-        if after[key] != before[key]:
-            problems.append(f"{key}: {before[key]} -> {after[key]}")
-    return problems
-
-
-def assert_unchanged(model: nn.Module, before: dict[str, Any]) -> None:
+def assert_unchanged(model: nn.Module, before: Snapshot) -> None:
     problems = differences(before, snapshot(model))
     assert not problems, "analysis changed the model:\n  " + "\n  ".join(problems)
 
@@ -186,14 +62,22 @@ RUNS = ("auto", "real")
 
 
 class Recorder(nn.Module):
-    """Identity that records the ``training`` flag it sees during each call."""
+    """Identity that records the ``training`` flag it sees during each call. The record is kept
+    outside the model's own state (behind a bound method, which the guard does not walk): a
+    list attribute the forward appends to is model state, and the analysis empties it again."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.seen: list[bool] = []
+        seen: list[bool] = []
+        self._note = seen.append
+        self._seen = seen.copy  # read the record without exposing the list as an attribute
+
+    @property
+    def seen(self) -> list[bool]:
+        return self._seen()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.seen.append(self.training)
+        self._note(self.training)
         return x
 
 
@@ -269,17 +153,63 @@ CHANGES: dict[str, Callable[[BNNet], Any]] = {
     "wrapped forward": lambda m: setattr(m.conv, "forward", m.conv.forward),
     "rng": lambda m: torch.rand(1),
     "grad mode": lambda m: torch.set_grad_enabled(False),
+    # What the first checker (names only) could not see:
+    "dict entry added": lambda m: m.cache.__setitem__("new", torch.zeros(1)),
+    "dict entry replaced": lambda m: m.cache.__setitem__("kept", torch.zeros(1)),
+    "list appended": lambda m: m.history.append(1),
+    "nested list appended": lambda m: m.nested["calls"].append(1),
+    "set added to": lambda m: m.seen.add("x"),
+    "plain object attribute": lambda m: setattr(m.settings, "scale", 3.0),
+    "plain int attribute": lambda m: setattr(m.head, "in_features", 5),
+    "plain tensor written": lambda m: m.scale.mul_(2),
+    "tensor in a list written": lambda m: m.tables[0].add_(1),
+    "tensor hook": lambda m: m.head.weight.register_hook(lambda g: g),
+    "state-dict hook": lambda m: m.head.register_state_dict_pre_hook(_hook),
+    "fake tensor left": lambda m: m.cache.__setitem__("kept", _fake(m.cache["kept"])),
+    "meta tensor left": lambda m: m.history.append(torch.empty(1, device="meta")),
+    "python random": lambda m: random.random(),
+    "numpy random": lambda m: np.random.rand(),
+    "default dtype": lambda m: torch.set_default_dtype(torch.float64),
+    "autocast": lambda m: torch.set_autocast_enabled("cpu", not torch.is_autocast_enabled("cpu")),
+    "recursion limit": lambda m: sys.setrecursionlimit(sys.getrecursionlimit() + 1),
+    "global backward hook": lambda m: nn.modules.module.register_module_full_backward_hook(_hook),
 }
+
+
+def _fake(tensor: torch.Tensor) -> torch.Tensor:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    return FakeTensorMode().from_tensor(tensor)
+
+
+class _Settings:
+    def __init__(self) -> None:
+        self.scale = 1.0
+
+
+def checked_model() -> BNNet:
+    """bn_net with the kinds of state a forward may keep beside its parameters and buffers."""
+    model = bn_net()
+    model.cache = {"kept": torch.ones(2)}
+    model.history = []
+    model.nested = {"calls": [0]}
+    model.seen = set()
+    model.settings = _Settings()
+    model.scale = torch.ones(3)
+    model.tables = [torch.zeros(2)]
+    return model
 
 
 @pytest.mark.parametrize("change", list(CHANGES))
 def test_the_checker_notices_every_kind_of_change(change: str) -> None:
-    model = bn_net()
+    model = checked_model()
     before = snapshot(model)
     assert differences(before, snapshot(model)) == []
     handle = None
-    grad_mode = torch.is_grad_enabled()
-    rng = torch.get_rng_state()
+    grad_mode, dtype, limit = torch.is_grad_enabled(), torch.get_default_dtype(), sys.getrecursionlimit()
+    autocast = torch.is_autocast_enabled("cpu")
+    rng, python_rng, numpy_rng = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    full_backward = nn.modules.module._global_is_full_backward_hook
     try:
         handle = CHANGES[change](model)
         assert differences(before, snapshot(model)) != []
@@ -288,6 +218,12 @@ def test_the_checker_notices_every_kind_of_change(change: str) -> None:
             handle.remove()
         torch.set_grad_enabled(grad_mode)
         torch.set_rng_state(rng)
+        random.setstate(python_rng)
+        np.random.set_state(numpy_rng)
+        torch.set_default_dtype(dtype)
+        torch.set_autocast_enabled("cpu", autocast)
+        sys.setrecursionlimit(limit)
+        nn.modules.module._global_is_full_backward_hook = full_backward
 
 
 # ---------------------------------------------------------------------------------------------
@@ -837,3 +773,36 @@ def test_compat_functions_and_timing_change_nothing(entry: str, start: str, caps
     _other_entry_points()[entry](model)
     capsys.readouterr()
     assert_unchanged(model, before)
+
+
+# Changes a forward can make that the guard undoes (those the checker's self-test covers,
+# less the ones that need a test's own set-up or are covered by their own tests above).
+FORWARD_CHANGES = [
+    name
+    for name in CHANGES
+    if name not in {"fake tensor left", "grad", "storage", "dtype", "wrapped forward", "value in place", "requires_grad"}
+]
+
+
+class ChangesEverything(nn.Module):
+    """checked_model's state, changed in every way FORWARD_CHANGES lists, in every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = checked_model()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            for name in FORWARD_CHANGES:
+                CHANGES[name](self.inner)
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_a_forward_that_changes_every_kind_of_state_leaves_nothing_changed(run: str) -> None:
+    model = ChangesEverything()
+    full_backward = nn.modules.module._global_is_full_backward_hook
+    try:
+        analyze_checked(model, (2, 3, 8, 8), run=run)
+    finally:
+        nn.modules.module._global_is_full_backward_hook = full_backward

@@ -85,10 +85,10 @@ class SameLinearTwice(nn.Module):
     def __init__(self, seen: list[bool]) -> None:
         super().__init__()
         self.lin = nn.Linear(4, 3)
-        self.seen = seen
+        self.note = seen.append  # a list attribute would be model state, emptied after the analysis
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.seen.append(x is y)
+        self.note(x is y)
         return self.lin(x) + self.lin(y)
 
 

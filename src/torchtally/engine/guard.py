@@ -3,15 +3,20 @@ torch's global state, and put it back afterwards (also when the run raises).
 
 Captured: every module's own attributes (``training``, plain attributes such as a cached
 tensor, and its parameter, buffer and submodule slots, by object identity: a forward that
-reassigns ``self.weight`` or creates a submodule is undone), each parameter's and buffer's
+reassigns ``self.weight`` or creates a submodule is undone), the contents of the containers
+its attributes reach and the hooks of its tensors (containers.py: a forward that fills
+``self.cache`` or registers a hook is undone), each parameter's and buffer's
 ``requires_grad``, ``.grad`` and data (a forward assigning ``tensor.data = ...`` bypasses
-every operator; the original data is kept by reference and put back), and the RNG states.
+every operator; the original data is kept by reference and put back), and the process-wide
+state a forward can change (global_state.py: RNGs, default dtype, grad mode, autocast,
+global hooks, the recursion limit).
 
 Values: a fake run never writes a real tensor (they are converted to fake ones before any
 operator sees them). Before a real run the buffers are copied (they are small, and
 BatchNorm writes its running statistics without declaring it in its schema); parameters
 are protected copy-on-write: the first operator that declares a write into a parameter's
-storage first saves a copy of it. Writes that bypass PyTorch's dispatcher (through
+storage first saves a copy of it, and so do plain tensor attributes (a tensor kept in
+``self.scale`` or in a list attribute). Writes that bypass PyTorch's dispatcher (through
 ``.numpy()`` or raw pointers) cannot be seen and are not undone."""
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ from typing import Any
 
 import torch
 from torch._ops import OpOverload
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn.parameter import is_lazy
 
 from ..errors import TorchtallyError
+from .containers import OwnedState
+from .global_state import GlobalState
 from .tree import ModuleNode
 
 
@@ -54,13 +62,12 @@ class ModelState:
         # The data each tensor holds now, by reference (no copy), to undo `tensor.data = ...`.
         self._data = [(tensor, tensor.data, _data_signature(tensor)) for tensor in held if not is_lazy(tensor)]
         self._buffer_copies: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._cpu_rng = torch.random.get_rng_state()
-        cuda_ready = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
-        self._cuda_rng = torch.cuda.get_rng_state_all() if cuda_ready else None
-        # storage address -> the parameters living in it (real tensors only).
+        self._owned = OwnedState(self._modules, held)
+        self._globals = GlobalState()
+        # storage address -> the parameters (and plain tensor attributes) living in it (real tensors only).
         self._storages: dict[int, list[torch.Tensor]] = {}
-        for tensor in params:
-            if is_lazy(tensor) or tensor.device.type == "meta" or tensor.numel() == 0:
+        for tensor in [*params, *self._owned.plain_tensors]:
+            if is_lazy(tensor) or tensor.device.type == "meta" or tensor.numel() == 0 or isinstance(tensor, FakeTensor):
                 continue
             try:
                 address = tensor.untyped_storage().data_ptr()
@@ -102,14 +109,15 @@ class ModelState:
 
     def restore(self) -> None:
         """Put everything back. Every step runs even if an earlier one fails (the flags and the
-        RNG are always restored); the first failure is raised afterwards."""
+        global state are always restored); the first failure is raised afterwards."""
         failures: list[Exception] = []
         for step in (
             self._restore_attributes,
+            self._owned.restore,
             self._restore_data,
             self._restore_values,
             self._restore_flags,
-            self._restore_rng,
+            self._globals.restore,
         ):
             try:
                 step()
@@ -152,11 +160,6 @@ class ModelState:
         for module, training in zip(self._modules, self._training):
             if module.training != training:
                 module.training = training  # by attribute: a ScriptModule keeps it outside __dict__
-
-    def _restore_rng(self) -> None:
-        torch.random.set_rng_state(self._cpu_rng)
-        if self._cuda_rng is not None:
-            torch.cuda.set_rng_state_all(self._cuda_rng)
 
 
 def _copy_back(tensor: torch.Tensor, copy: torch.Tensor) -> None:

@@ -223,24 +223,71 @@ def _tensors_within(value: Any, depth: int = 0, seen: set[int] | None = None) ->
         children: Any = value.values()
     elif isinstance(value, (list, tuple, set, frozenset)):
         children = value
-    elif hasattr(value, "__dict__"):
-        children = vars(value).values()
     else:
-        return []
+        children = _attributes_of(value).values()
     return [t for child in children for t in _tensors_within(child, depth + 1, seen)]
 
 
+def _attributes_of(value: Any) -> dict[str, Any]:
+    """An object's attributes: its ``__dict__`` and the ``__slots__`` it has set."""
+    found = dict(getattr(value, "__dict__", None) or {})
+    for cls in type(value).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__") and hasattr(value, name):
+                found[name] = getattr(value, name)
+    return found
+
+
 def _copy_with_tensors(value: Any, replace: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    """A deep copy of ``value`` whose tensors are ``replace(tensor)``; ``value`` itself when
-    it holds no tensor or cannot be copied (then the forward sees the user's object)."""
+    """A deep copy of ``value`` whose tensors are ``replace(tensor)`` (``value`` itself when it
+    holds no tensor). Where ``deepcopy`` refuses (an object holding a lock, a file), the object
+    is rebuilt instead: shallow copies down every path that leads to a tensor, the rest shared.
+    The user's own object is never handed to the forward, which may write into it."""
     found = _tensors_within(value)
     if not found:
         return value
     memo: dict[int, Any] = {id(t): replace(t) for t in found}
     try:
         return copy.deepcopy(value, memo)
-    except Exception:  # noqa: BLE001 - objects that refuse copying are passed as they are
+    except Exception:  # noqa: BLE001 - any object may refuse deep copying
+        return _rebuilt(value, replace, type(value).__name__, {})
+
+
+def _rebuilt(value: Any, replace: Callable[[torch.Tensor], torch.Tensor], where: str, done: dict[int, Any]) -> Any:
+    """``value`` with its tensors replaced: containers and objects on the way to a tensor are
+    copied (shallow, then their tensor-holding parts rebuilt), everything else is shared."""
+    if isinstance(value, torch.Tensor):
+        return replace(value)
+    if id(value) in done:
+        return done[id(value)]
+    if not _tensors_within(value):
         return value
+    if type(value) is dict:
+        rebuilt: dict[Any, Any] = {}
+        done[id(value)] = rebuilt
+        rebuilt.update({k: _rebuilt(v, replace, f"{where}[{k!r}]", done) for k, v in value.items()})
+        return rebuilt
+    if type(value) in (list, tuple) or (isinstance(value, tuple) and hasattr(value, "_fields")):
+        items = [_rebuilt(v, replace, f"{where}[{i}]", done) for i, v in enumerate(value)]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    try:
+        result = copy.copy(value)
+    except Exception as exc:  # noqa: BLE001 - reported with the path to the object
+        raise InputError(
+            f"the input {where} ({type(value).__name__}) holds tensors but can be neither deep-copied nor copied "
+            f"({type(exc).__name__}: {exc}); analysis never hands your own objects to the model, which may write "
+            "into them: pass its tensors (or a dict of them) instead, or give the class a __deepcopy__"
+        ) from exc
+    if result is value:
+        raise InputError(
+            f"the input {where} ({type(value).__name__}) holds tensors, cannot be deep-copied, and copying it "
+            "returns the object itself; pass its tensors (or a dict of them) instead, or give the class a __deepcopy__"
+        )
+    done[id(value)] = result
+    for name, child in _attributes_of(value).items():
+        object.__setattr__(result, name, _rebuilt(child, replace, f"{where}.{name}", done))
+    return result
 
 
 def _random_tensor(spec: TensorToMake, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:

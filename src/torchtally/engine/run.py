@@ -7,6 +7,7 @@ import contextlib
 import copy
 import inspect
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,11 @@ from .tree import ModuleNode, module_tree
 
 MODES = ("eval", "train", "same")
 RUNS = ("auto", "fake", "real")
+# One analysis at a time in a process: a run changes process-wide state (module forwards,
+# global hooks, RNGs, the recursion limit) and restores it afterwards, which two runs at once
+# would interleave. A second thread's analysis waits for the first; re-entry (an analysis
+# started from inside a model's forward) is allowed.
+_ONE_AT_A_TIME = threading.RLock()
 
 class _NeedsRealRun(Exception):
     """A fake run hit something only real values can do; carries the reason for the report."""
@@ -303,6 +309,29 @@ def analyze(
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    with _ONE_AT_A_TIME:
+        return _analyze(
+            model, input_size, input_data, dtypes, device, mode, run, training, optimizer, loss_fn, formulas,
+            timing, forward_kwargs, kwargs,
+        )  # fmt: skip
+
+
+def _analyze(
+    model: nn.Module,
+    input_size: InputSize | None,
+    input_data: Any,
+    dtypes: DtypeSpec,
+    device: str | torch.device | None,
+    mode: str | None,
+    run: str,
+    training: bool,
+    optimizer: OptimizerSpec | None,
+    loss_fn: LossFn | None,
+    formulas: Mapping[OpLike, Formula] | None,
+    timing: bool | TimingOptions,
+    forward_kwargs: Mapping[str, Any] | None,
+    kwargs: dict[str, Any],
+) -> ModelReport:
     if not isinstance(training, bool):
         raise InputError(f"training must be True or False; got {training!r}")
     if not training and (optimizer is not None or loss_fn is not None):

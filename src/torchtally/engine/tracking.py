@@ -25,6 +25,7 @@ inputs, is not rerun)."""
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterator
 import contextlib
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class ModuleTracker:
         # would keep their frames' tensors alive after the model handled them (checkpointing
         # does, on every recomputation), and the memory figures would count them.
         self._token = object()
+        self._thread = threading.get_ident()
 
     def attach(self) -> None:
         self._patches.attach(self.nodes, self._tracked)
@@ -162,7 +164,8 @@ class ModuleTracker:
             pop()
 
     def _label_node(self, node: Any) -> None:
-        node.metadata.setdefault(_ROW, self._row())
+        if threading.get_ident() == self._thread:  # not a node another thread's autograd creates
+            node.metadata.setdefault(_ROW, self._row())
 
     def _row(self) -> int:
         """The module charged now: the innermost running one (in the backward pass, a

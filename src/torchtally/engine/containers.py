@@ -1,0 +1,144 @@
+"""The mutable Python state a model owns beyond its parameter, buffer and submodule slots:
+containers reached from its modules' attributes (dicts, lists, sets, deques, and the
+attribute dicts of plain objects, nested), the plain tensors found there, and the hook
+dicts of its tensors. Captured before a run and put back, in place, afterwards.
+
+Why in place: the user's code (and torch's own hook handles) hold references to these
+containers, so a forward that fills ``self.cache[key]`` or appends to ``self.history`` must
+find the very same dict or list emptied again, not a new one. Contents are compared and
+restored by identity, so a FakeTensor a fake run put into a cache is gone afterwards.
+
+The walk is bounded (depth and count), so a module holding a reference to a huge object
+graph (a dataset, a tokenizer) costs a bounded amount; what lies beyond is not restored."""
+
+from __future__ import annotations
+
+import collections
+import types
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+# Slots the guard restores itself (with a refresh of modules that cache their weights).
+_SLOTS = frozenset({"_parameters", "_buffers", "_modules"})
+# Values never walked into: they hold no state a forward would change for the model.
+_OPAQUE = (
+    str, bytes, int, float, complex, bool, type(None), type, range, slice,
+    types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType,
+    torch.dtype, torch.device, torch.Size, nn.Module,
+)  # fmt: skip
+MAX_DEPTH = 16
+MAX_VISITS = 200_000
+# The hook dicts a tensor keeps as Python attributes (``tensor.register_hook`` and friends).
+_TENSOR_HOOKS = ("_backward_hooks", "_post_accumulate_grad_hooks")
+
+
+class OwnedState:
+    """Containers, plain tensors and tensor hooks reachable from ``modules``' attributes."""
+
+    def __init__(self, modules: Iterable[nn.Module], tensors: Iterable[torch.Tensor] = ()):
+        self._containers: list[tuple[Any, Any]] = []  # (container, its contents before)
+        self._hooks: list[tuple[torch.Tensor, str, Any, Any]] = []  # (tensor, attribute, dict or None, its items)
+        self.plain_tensors: list[torch.Tensor] = []  # tensors found in attributes and containers
+        self._seen: set[int] = set()
+        self._visits = 0
+        for tensor in tensors:
+            self._tensor(tensor, plain=False)
+        for module in modules:
+            for key, value in module.__dict__.items():
+                if key not in _SLOTS:
+                    self._visit(value, 0)
+
+    def _tensor(self, tensor: torch.Tensor, *, plain: bool) -> None:
+        if id(tensor) in self._seen:
+            return
+        self._seen.add(id(tensor))
+        if plain:
+            self.plain_tensors.append(tensor)
+        for name in _TENSOR_HOOKS:
+            hooks = getattr(tensor, name, None)
+            self._hooks.append((tensor, name, hooks, list(hooks.items()) if isinstance(hooks, dict) else None))
+
+    def _visit(self, value: Any, depth: int) -> None:
+        if isinstance(value, torch.Tensor):
+            self._tensor(value, plain=not isinstance(value, nn.Parameter))
+            return
+        if isinstance(value, _OPAQUE) or depth > MAX_DEPTH or self._visits >= MAX_VISITS or id(value) in self._seen:
+            return
+        self._seen.add(id(value))
+        self._visits += 1
+        children: Iterable[Any]
+        if isinstance(value, dict):
+            self._containers.append((value, list(value.items())))
+            children = list(value.values())
+        elif isinstance(value, (list, collections.deque)):
+            self._containers.append((value, list(value)))
+            children = list(value)
+        elif isinstance(value, (set, frozenset, tuple)):
+            if isinstance(value, set):
+                self._containers.append((value, set(value)))
+            children = list(value)
+        else:
+            try:
+                attributes = getattr(value, "__dict__", None)
+            except Exception:  # noqa: BLE001 - a dead weakref proxy, a property that raises
+                return
+            if not isinstance(attributes, dict) or callable(value):
+                return
+            self._containers.append((attributes, list(attributes.items())))
+            children = list(attributes.values())
+        for child in children:
+            self._visit(child, depth + 1)
+
+    def restore(self) -> None:
+        for container, before in self._containers:
+            restore_container(container, before)
+        for tensor, name, hooks, items in self._hooks:
+            current = getattr(tensor, name, None)
+            if current is hooks and (items is None or _same_items(current, items)):
+                continue
+            if isinstance(current, dict) and current is not hooks:
+                current.clear()  # a hook dict the run created: empty it (the handles point here)
+            if isinstance(hooks, dict) and items is not None:
+                restore_container(hooks, items)
+            setattr(tensor, name, hooks)
+
+
+def _same_key(key: Any, old: Any) -> bool:
+    """Keys equal by identity, or by value for the plain types keys usually are (a string key
+    built anew compares equal, not identical); never by a tensor's elementwise ``==``."""
+    if key is old:
+        return True
+    if type(key) is not type(old) or not isinstance(key, (str, bytes, int, float, tuple, frozenset)):
+        return False
+    try:
+        return bool(key == old)
+    except Exception:  # noqa: BLE001 - a tuple of tensors compares elementwise
+        return False
+
+
+def _same_items(current: dict[Any, Any], items: list[tuple[Any, Any]]) -> bool:
+    return len(current) == len(items) and all(
+        value is old_value and _same_key(key, old_key)
+        for (key, value), (old_key, old_value) in zip(current.items(), items)
+    )
+
+
+def restore_container(container: Any, before: Any) -> None:
+    """Make ``container`` hold ``before`` again, in place, only when it changed."""
+    if isinstance(container, dict):
+        if not _same_items(container, before):
+            container.clear()
+            container.update(before)
+    elif isinstance(container, set):
+        if len(container) != len(before) or any(item not in before for item in container):
+            container.clear()
+            container.update(before)
+    elif len(container) != len(before) or any(a is not b for a, b in zip(container, before)):
+        if isinstance(container, list):
+            container[:] = before
+        else:  # deque
+            container.clear()
+            container.extend(before)
