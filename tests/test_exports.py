@@ -185,6 +185,8 @@ def csv_matches(column: str, text: str, expected: Any) -> bool:
         return text == str(expected)
     if isinstance(expected, int):
         return int(text) == expected
+    if isinstance(expected, float):  # written with repr(): read back exactly
+        return float(text) == expected
     return text == expected
 
 

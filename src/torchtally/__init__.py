@@ -6,7 +6,7 @@ from .compare import compare
 from .errors import FormulaError, ForwardError, InputError, TorchtallyError
 from .formulas import Cost, register_formula, unregister_formula
 from .report.model import LayerReport, Memory, ModelReport, OpStats
-from .engine.run import analyze
+from .analysis import analyze
 from .report.schema import report_schema, table_schema
 from .report.settings import Column, RowSetting, Style
 from .report.specs import TensorSpec
@@ -14,13 +14,17 @@ from .summary import summary
 from .report.tables import DataTable
 from .engine.timing import TimingOptions
 from .report.timing import TimingStats
+from .report.estimate import EstimateStats
+from .estimate import Hardware, calibrate, estimate_time, hardware, hardware_names
 
 __all__ = [
     "Column",
     "Cost",
     "DataTable",
+    "EstimateStats",
     "FormulaError",
     "ForwardError",
+    "Hardware",
     "InputError",
     "LayerReport",
     "Memory",
@@ -34,7 +38,11 @@ __all__ = [
     "TorchtallyError",
     "__version__",
     "analyze",
+    "calibrate",
     "compare",
+    "estimate_time",
+    "hardware",
+    "hardware_names",
     "register_formula",
     "report_schema",
     "summary",

@@ -11,7 +11,7 @@ from torch import nn
 from .render import notebook
 from .engine.inputs import InputSize
 from .report.model import ModelReport
-from .engine.run import analyze
+from .analysis import analyze
 from .report.settings import ColumnsArg, RowsArg, Style, ViewOptions
 
 

@@ -16,8 +16,10 @@ from typing import Any
 
 from ..errors import ForwardError, InputError, TorchtallyError
 from ..compare import compare
+from ..estimate import estimate_time
+from ..estimate.apply import resolve as resolve_hardware
 from ..report.model import ModelReport
-from ..engine.run import analyze
+from ..analysis import analyze
 from ..report.settings import ViewOptions
 from .budgets import Budget, excesses, parse_budgets
 from .errors import EXIT_ANALYSIS_FAILED, EXIT_BUDGET, EXIT_OK, EXIT_PIPE_CLOSED, EXIT_USAGE, CLIError, one_line
@@ -128,7 +130,10 @@ def _summary(options: argparse.Namespace) -> int:
     building = _model_options(options)
     given = from_options(options.input_size)
     fmt = choose_format(options.format, options.output)
+    chip = None if options.hardware is None else resolve_hardware(options.hardware)  # a bad name fails first
     report = _analyse(options.model, options, building, given)
+    if chip is not None:
+        report = estimate_time(report, chip)
     over = excesses(report, budgets)
     try:
         write_report(report, fmt, view, options.output)
@@ -156,6 +161,7 @@ def _compare(options: argparse.Namespace) -> int:
     building = _model_options(options)
     given = from_options(options.input_size)
     fmt = choose_format(options.format, options.output)
+    chips = [resolve_hardware(name) for name in options.hardware or ()]  # a bad name fails first
     reports: dict[str, ModelReport] = {}
     failures: list[tuple[int, str]] = []
     names = _unique(list(options.models))
@@ -169,7 +175,8 @@ def _compare(options: argparse.Namespace) -> int:
                 failures.append((code, f"{spec}: {message}"))
             progress.done(name)
     if reports:
-        write(table_text(compare(reports), fmt), options.output)
+        rows = [(name, estimate_time(report, chip)) for name, report in reports.items() for chip in chips]
+        write(table_text(compare(rows if chips else reports), fmt), options.output)
     for _, message in failures:
         print(f"torchtally: error: {message}", file=sys.stderr)
     over = [f"{name}: {'; '.join(found)}" for name, report in reports.items() if (found := excesses(report, budgets))]

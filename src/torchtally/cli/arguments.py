@@ -120,6 +120,9 @@ def summary_parser() -> Parser:
     view.add_argument("--rows", action="append", metavar="NAMES",
                       help="comma-separated row settings: type_names, ascii_only, hide_empty, collapse_repeats")
     view.add_argument("--style", choices=("tree", "flat"), default="tree", help="table style (default: tree)")
+    parser.add_argument("--hardware", metavar="NAME",
+                        help="also estimate the time on a chip: h100-sxm, a100-sxm-80gb, l4, ... or local (this "
+                             "machine, calibrated); adds Est. time and Bound columns")
     return parser
 
 
@@ -135,6 +138,9 @@ def compare_parser() -> Parser:
     )
     parser.add_argument("models", metavar="MODEL", nargs="+", help="the models to compare (forms below)")
     _common(parser)
+    parser.add_argument("--hardware", nargs="+", metavar="NAME",
+                        help="also estimate each model's time on these chips (one row per model and chip): "
+                             "--hardware a100-sxm-80gb h100-sxm l4")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress on stderr (default: a progress bar when stderr is a terminal)")
     return parser

@@ -29,6 +29,9 @@ def _add_ops(into: dict[str, OpTally], ops: dict[str, OpTally]) -> None:
         total.macs += tally.macs
         total.flops += tally.flops
         total.uncounted += tally.uncounted
+        total.read += tally.read
+        total.written += tally.written
+        total.note_dtype(tally.dtype, tally.dtype_flops)
 
 
 def _unused_modules(nodes: list[ModuleNode], records: list[ModuleRecord], counts: list[ParamCounts]) -> tuple[str, ...]:
@@ -112,7 +115,7 @@ def _groups(module: nn.Module) -> int | None:
 
 
 def _stats(ops: dict[str, OpTally]) -> dict[str, OpStats]:
-    return {name: OpStats(t.calls, t.macs, t.flops, t.uncounted) for name, t in ops.items()}
+    return {name: OpStats(t.calls, t.macs, t.flops, t.uncounted, t.read, t.written, t.dtype) for name, t in ops.items()}
 
 
 def build_report(

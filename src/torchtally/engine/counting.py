@@ -24,7 +24,7 @@ from .params import ParameterIndex
 from .replay import ResultReplay
 from .routing import WeightUse
 from .tracking import ModuleTracker
-from .traffic import Traffic
+from .traffic import Traffic, compute_dtype
 
 
 _DEVICE_OF = torch.ops.prim.device.default
@@ -92,12 +92,10 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if name is None:
             name = self._names[func] = str(func.overloadpacket)
         cost = self.cost_model.cost(func, args, kwargs, out)
-        if self.tracker.in_backward:
-            self.tracker.record_op(name, cost)
-        else:
-            self.tracker.record_op(name, cost, *self.traffic.of(func, args, kwargs, out))
-            if cost is not None and cost.macs:
-                self.weights.after_product(func, args, cost.macs)
+        read, written = self.traffic.of(func, args, kwargs, out)
+        self.tracker.record_op(name, cost, read, written, compute_dtype(args, out))
+        if not self.tracker.in_backward and cost is not None and cost.macs:
+            self.weights.after_product(func, args, cost.macs)
         self.live.after_op(func, args, kwargs, out)
         return out
 

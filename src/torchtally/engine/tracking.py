@@ -51,6 +51,15 @@ class OpTally:
     macs: int = 0
     flops: int = 0
     uncounted: int = 0  # calls that no formula could count
+    read: int = 0  # bytes its calls read and wrote (the forward's and the backward's alike)
+    written: int = 0
+    dtype: str | None = None  # the dtype its calls computed in: of the calls with the most FLOPs
+    dtype_flops: int = -1  # FLOPs of those calls (-1: none seen)
+
+    def note_dtype(self, dtype: str | None, flops: int) -> None:
+        """Keep the dtype that did the most work (the first one on ties)."""
+        if dtype is not None and flops > self.dtype_flops:
+            self.dtype, self.dtype_flops = dtype, flops
 
 
 @dataclass
@@ -179,18 +188,25 @@ class ModuleTracker:
         row = node.metadata.get(_ROW, 0)
         return row if isinstance(row, int) else 0
 
-    def record_op(self, name: str, cost: Cost | None, read: int = 0, written: int = 0) -> None:
+    def record_op(
+        self, name: str, cost: Cost | None, read: int = 0, written: int = 0, dtype: str | None = None
+    ) -> None:
         """Charge one operator call to the module `_row` names: to its forward figures, or in
         the backward pass (recomputation included) to its ``backward_*`` figures. ``read`` and
-        ``written`` are the forward operator's memory traffic in bytes."""
+        ``written`` are the operator's memory traffic in bytes (the module's memory columns
+        count the forward's only), ``dtype`` the dtype it computed in."""
         record = self.records[self._row()]
         ops = record.backward_ops if self.in_backward else record.ops
-        record.memory_read += read  # an uncounted operator still moves memory
-        record.memory_write += written
+        if not self.in_backward:
+            record.memory_read += read  # an uncounted operator still moves memory
+            record.memory_write += written
         tally = ops.get(name)
         if tally is None:
             tally = ops[name] = OpTally()
         tally.calls += 1
+        tally.read += read
+        tally.written += written
+        tally.note_dtype(dtype, cost.flops if cost is not None else 0)
         if cost is None:
             tally.uncounted += 1
             return

@@ -22,6 +22,7 @@ from torch._ops import OpOverload
 
 from ..formulas.registry import tensor_args
 from .memory import tensor_bytes
+from ..report.specs import dtype_name
 
 _METADATA_ONLY = frozenset({
     "_unsafe_view", "_reshape_alias", "unsqueeze_", "squeeze_", "transpose_", "t_", "as_strided_", "resize_",
@@ -78,6 +79,16 @@ def moved_bytes(tensor: torch.Tensor) -> int:
         return min(elements, int(tensor.untyped_storage().nbytes()))
     except (RuntimeError, NotImplementedError):  # nested tensors and other storage-less kinds
         return elements
+
+
+def compute_dtype(args: tuple[Any, ...], out: Any) -> str | None:
+    """The dtype an operator computes in, for a peak-FLOP/s lookup: its first tensor
+    argument's (an int8 matmul yields int32, but runs at the int8 rate), else its result's."""
+    for tensor in tensor_args(args):
+        return dtype_name(tensor.dtype)
+    for tensor in tensor_args(out if isinstance(out, (list, tuple)) else (out,)):
+        return dtype_name(tensor.dtype)
+    return None
 
 
 def _total(values: Any) -> int:

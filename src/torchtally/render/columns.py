@@ -51,6 +51,12 @@ def _time_percent(seconds: float, report: ModelReport) -> str:
     return f"{100 * seconds / total:.1f}%" if total > 0 else EMPTY
 
 
+def _bound(row: Row, layer: LayerReport) -> str:
+    """What limits the row's estimated time: the subtree's for a folded row, else its own."""
+    bound = layer.bound if row.whole_subtree else layer.self_bound
+    return bound or EMPTY
+
+
 def _kernel(layer: LayerReport) -> str:
     if layer.kernel_size is None:
         return EMPTY
@@ -114,4 +120,9 @@ COLUMNS: dict[Column, ColumnSpec] = {
         "Time", True, lambda row, layer, report: _time(row.amounts.time, report.timing is not None)
     ),
     Column.TIME_PERCENT: ColumnSpec("Time %", True, lambda row, layer, report: _time_percent(row.amounts.time, report)),
+    Column.ESTIMATED_TIME: ColumnSpec(
+        "Est. time", True,
+        lambda row, layer, report: _time(row.amounts.estimated_time, report.estimate is not None),
+    ),
+    Column.BOUND: ColumnSpec("Bound", False, lambda row, layer, report: _bound(row, layer)),
 }

@@ -18,7 +18,8 @@ LAYER_COLUMNS = (
     "used_params", "param_bytes", "subtree_params", "shared_from", "buffers", "buffer_bytes", "macs", "flops",
     "self_macs", "self_flops", "backward_macs", "backward_flops", "self_backward_macs", "self_backward_flops",
     "output_bytes", "memory_read", "memory_write", "self_memory_read", "self_memory_write", "kernel_size",
-    "groups", "time", "self_time", "lazy", "unused",
+    "groups", "time", "self_time", "arithmetic_intensity", "estimated_time", "self_estimated_time", "bound",
+    "self_bound", "lazy", "unused",
 )
 
 

@@ -99,6 +99,41 @@ def _timing_lines(report: ModelReport) -> list[str]:
     ]
 
 
+def _percent(value: float | None) -> str:
+    return "--" if value is None else f"{100 * value:.1f}%"
+
+
+def estimate_lines(report: ModelReport) -> list[str]:
+    """The estimated time on a chip, labelled as an estimate, and what it could not see."""
+    found = report.estimate
+    if found is None:
+        return []
+    chip = found.hardware
+    split = ", ".join(f"{bound} {_seconds(seconds)}" for bound, seconds in found.by_bound.items() if seconds > 0)
+    speed = f" ({found.throughput:,.1f} samples/s)" if found.throughput is not None else ""
+    lines = [
+        f"Estimated time on {chip['name']} ({chip['source']} figures, roofline per operator): "
+        f"forward {_seconds(found.latency)}{speed}; {split or 'no work'}; "
+        f"model FLOPs utilization {_percent(found.model_flops_utilization)}"
+    ]
+    if found.step is not None:
+        optimizer = "" if found.optimizer_step is None else f", optimizer step {_seconds(found.optimizer_step)}"
+        lines.append(f"Estimated training step: {_seconds(found.step)} (backward {_seconds(found.backward or 0.0)}{optimizer})")
+    if found.measured_latency is not None:
+        lines.append(
+            f"Measured forward here: {_seconds(found.measured_latency)} "
+            f"(estimate / measured = {found.latency / found.measured_latency:.2f}; "
+            f"MFU against {chip['name']}'s peak {_percent(found.measured_mfu)})"
+        )
+    if found.unestimated:
+        listed = ", ".join(f"{name} x{calls}" for name, calls in found.unestimated.items())
+        lines.append(f"Unestimated operators (neither FLOPs nor bytes known; the time is a lower bound): {listed}")
+    if found.substituted:
+        listed = ", ".join(f"{wanted} as {used}" for wanted, used in found.substituted.items())
+        lines.append(f"No peak on {chip['name']} for: {listed}")
+    return lines
+
+
 def uncounted_lines(report: ModelReport) -> list[str]:
     """The operators no formula covered, if any: then every total is a lower bound."""
     uncounted = report.uncounted_ops
@@ -122,7 +157,7 @@ def _run_lines(report: ModelReport) -> list[str]:
 def tree_footer(report: ModelReport) -> list[list[str]]:
     """torchtally's footer, as one section."""
     lines = _param_lines(report) + truth_lines(report) + _compute_lines(report) + _memory_lines(report)
-    return [lines + _timing_lines(report) + _run_lines(report)]
+    return [lines + _timing_lines(report) + estimate_lines(report) + _run_lines(report)]
 
 
 def _mb(value: int) -> str:
@@ -146,5 +181,5 @@ def flat_footer(report: ModelReport) -> list[list[str]]:
     pass size is its convention, twice the activations: each output and its gradient), then
     the figures it lacks."""
     peak = [f"Peak memory (estimated from tensor lifetimes): {binary_bytes(report.memory.peak)}"]
-    extra = truth_lines(report) + _compute_lines(report) + peak + _timing_lines(report) + _run_lines(report)
+    extra = truth_lines(report) + _compute_lines(report) + peak + _timing_lines(report) + estimate_lines(report) + _run_lines(report)
     return [_param_lines(report), size_lines(report), extra]

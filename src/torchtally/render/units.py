@@ -28,3 +28,12 @@ def binary_bytes(value: int) -> str:
 
 def shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def seconds_text(value: float) -> str:
+    """``0.00123`` -> ``1.23 ms`` (s, ms or µs)."""
+    if abs(value) >= 1:
+        return f"{value:.2f} s"
+    if abs(value) >= 1e-3:
+        return f"{value * 1e3:.2f} ms"
+    return f"{value * 1e6:.1f} µs"

@@ -17,7 +17,7 @@ from ..report.settings import Column, RowSetting, Style, ViewOptions
 # The quantities that add up over rows, in the order of `Amounts`' fields.
 SUMMED = (
     "params", "trainable_params", "macs", "flops", "backward_macs", "backward_flops",
-    "activation_bytes", "memory_read", "memory_write", "time",
+    "activation_bytes", "memory_read", "memory_write", "time", "estimated_time",
 )
 
 
@@ -30,6 +30,7 @@ _QUANTITY_OF = {
     Column.BACKWARD_MACS: "backward_macs", Column.BACKWARD_FLOPS: "backward_flops",
     Column.ACTIVATION_BYTES: "activation_bytes", Column.MEMORY_READ: "memory_read",
     Column.MEMORY_WRITE: "memory_write", Column.TIME: "time", Column.TIME_PERCENT: "time",
+    Column.ESTIMATED_TIME: "estimated_time", Column.BOUND: "estimated_time",
 }
 
 
@@ -47,6 +48,7 @@ class Amounts:
     memory_read: int = 0
     memory_write: int = 0
     time: float = 0.0  # measured seconds per forward pass (0 when not timed)
+    estimated_time: float = 0.0  # estimated seconds per forward pass (0 without an estimate)
 
     @classmethod
     def own(cls, layer: LayerReport) -> Amounts:
@@ -54,7 +56,7 @@ class Amounts:
             layer.params, layer.trainable_params, layer.self_macs, layer.self_flops,
             layer.self_backward_macs, layer.self_backward_flops,
             layer.output_bytes if layer.is_leaf else 0, layer.self_memory_read, layer.self_memory_write,
-            layer.self_time or 0.0,
+            layer.self_time or 0.0, layer.self_estimated_time or 0.0,
         )
 
     def __add__(self, other: Amounts) -> Amounts:
@@ -137,7 +139,7 @@ class _Builder:
         # What makes a row worth showing: the summed quantities the table shows (an
         # Identity's activation bytes only matter when activations are a column; hiding it
         # then would break that column's sum).
-        columns = options.columns_for(report.training, report.timing is not None)
+        columns = options.columns_for(report.training, report.timing is not None, report.estimate is not None)
         self.shown = frozenset(name for column, name in _QUANTITY_OF.items() if column in columns)
 
     def row(self, indices: tuple[int, ...]) -> Row:

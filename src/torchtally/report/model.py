@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .settings import ColumnsArg, RowsArg, Style, ViewOptions
 from .specs import TensorSpec
+from .estimate import EstimateStats
 from .timing import TimingStats
 
 if TYPE_CHECKING:
@@ -58,9 +59,16 @@ class OpStats:
     macs: int
     flops: int
     uncounted: int  # calls that no formula covered (their cost is unknown, not zero)
+    read: int = 0  # bytes its calls read (inputs, weights) and wrote (results)
+    written: int = 0
+    dtype: str | None = None  # the dtype its calls computed in (of those with the most FLOPs)
 
-    def to_dict(self) -> dict[str, int]:
-        return {"calls": self.calls, "macs": self.macs, "flops": self.flops, "uncounted": self.uncounted}
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls, "macs": self.macs, "flops": self.flops, "uncounted": self.uncounted,
+            "read": self.read, "written": self.written, "dtype": self.dtype,
+        }
+
 
 
 Shape = tuple[int, ...]
@@ -113,6 +121,19 @@ class LayerReport:
     # not timed, or when the timed passes never called it.
     time: float | None = None
     self_time: float | None = None
+    # Estimated (``analyze(..., hardware=...)``), seconds per forward pass on that chip: its own
+    # operators, and summed over its subtree (like macs); what limits them most ("compute",
+    # "memory", "overhead" or "network"). None without an estimate.
+    estimated_time: float | None = None
+    self_estimated_time: float | None = None
+    bound: str | None = None
+    self_bound: str | None = None
+
+    @property
+    def arithmetic_intensity(self) -> float | None:
+        """FLOPs per byte its operators read or wrote (forward, inclusive); None when they moved nothing."""
+        moved = self.memory_read + self.memory_write
+        return self.flops / moved if moved else None
 
     @property
     def input_shapes(self) -> tuple[tuple[Shape, ...], ...]:
@@ -178,6 +199,11 @@ class LayerReport:
             "groups": self.groups,
             "time": self.time,
             "self_time": self.self_time,
+            "arithmetic_intensity": self.arithmetic_intensity,
+            "estimated_time": self.estimated_time,
+            "self_estimated_time": self.self_estimated_time,
+            "bound": self.bound,
+            "self_bound": self.self_bound,
         }
 
 
@@ -206,6 +232,7 @@ class ModelReport:
     routed_params: int = 0
     active_params: int | None = None
     timing: TimingStats | None = None  # measured forward passes (``analyze(..., timing=True)``)
+    estimate: EstimateStats | None = None  # estimated time on a chip (``analyze(..., hardware=...)``)
     view: ViewOptions = ViewOptions()  # how `print(report)` and notebooks show it (see `with_view`)
     # The notebook cell `summary()` already showed this report in (see notebook.py).
     shown_in_cell: int | None = field(default=None, repr=False, compare=False)
@@ -449,6 +476,7 @@ class ModelReport:
             "optimizer": self.optimizer,
             "memory": self.memory.to_dict(),
             "timing": None if self.timing is None else self.timing.to_dict(),
+            "estimate": None if self.estimate is None else self.estimate.to_dict(),
             "unused_modules": list(self.unused_modules),
             "lazy_modules": list(self.lazy_modules),
             "uncounted_ops": self.uncounted_ops,

@@ -34,6 +34,8 @@ class Column(str, Enum):
     ARITHMETIC_INTENSITY = "arithmetic_intensity"  # FLOPs per byte read or written
     TIME = "time"  # measured, per forward pass (analyze(..., timing=True))
     TIME_PERCENT = "time_percent"  # share of the timed forward pass
+    ESTIMATED_TIME = "estimated_time"  # estimated on a chip, per forward pass (analyze(..., hardware=...))
+    BOUND = "bound"  # what limits the estimated time: compute, memory, overhead or network
 
 
 class RowSetting(str, Enum):
@@ -54,6 +56,7 @@ TREE_COLUMNS = (Column.INPUT_SHAPE, Column.OUTPUT_SHAPE, Column.PARAMS, Column.M
 FLAT_COLUMNS = (Column.OUTPUT_SHAPE, Column.PARAMS)
 TRAINING_COLUMNS = (Column.BACKWARD_MACS, Column.BACKWARD_FLOPS)  # added to the defaults for training reports
 TIMING_COLUMNS = (Column.TIME, Column.TIME_PERCENT)  # added to the defaults for timed reports
+ESTIMATE_COLUMNS = (Column.ESTIMATED_TIME, Column.BOUND)  # added to the defaults for estimated reports
 
 _E = TypeVar("_E", bound=Enum)
 ColumnsArg = Union[Iterable[Union[Column, str]], Column, str, None]
@@ -111,11 +114,14 @@ class ViewOptions:
             style=parse_one(Style, style, "style"),
         )
 
-    def columns_for(self, training: bool, timed: bool) -> tuple[Column, ...]:
+    def columns_for(self, training: bool, timed: bool, estimated: bool = False) -> tuple[Column, ...]:
         """The columns asked for, else the style's defaults: the tree adds backward and time
         columns to reports that have them; the flat style keeps torchsummary's two."""
         if self.columns is not None:
             return self.columns
         if self.style is Style.FLAT:
             return FLAT_COLUMNS
-        return TREE_COLUMNS + (TRAINING_COLUMNS if training else ()) + (TIMING_COLUMNS if timed else ())
+        return (
+            TREE_COLUMNS + (TRAINING_COLUMNS if training else ()) + (TIMING_COLUMNS if timed else ())
+            + (ESTIMATE_COLUMNS if estimated else ())
+        )

@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..render.units import binary_bytes, decimal, with_commas
+from ..render.units import binary_bytes, decimal, seconds_text, with_commas
 
 TABLE_SCHEMA = "torchtally.table/1"
 # How a column's values read as text (exports keep the raw values): a name, a count with
-# thousands separators, a number of operations with a unit (1.81 G), or bytes (44.59 MiB).
-KINDS = ("text", "count", "ops", "bytes")
+# thousands separators, a number of operations with a unit (1.81 G), bytes (44.59 MiB), or
+# seconds (1.23 ms).
+KINDS = ("text", "count", "ops", "bytes", "seconds")
 
 
 def _text(value: Any, kind: str) -> str:
@@ -28,6 +29,8 @@ def _text(value: Any, kind: str) -> str:
         return decimal(value)
     if kind == "bytes" and isinstance(value, int):
         return binary_bytes(value)
+    if kind == "seconds" and isinstance(value, (int, float)):
+        return seconds_text(value)
     return str(value)
 
 
