@@ -4,8 +4,8 @@ with it), so a gap in the guard is not also a gap in the check.
 
 What is compared:
 * every module's ``training`` flag and every instance attribute, by identity, and through
-  containers (dict, list, tuple, set, deque) and plain objects' attributes, recursively, by
-  identity of each item (ints and strings by value);
+  containers (dict, list, tuple, set, deque) and plain data objects' attributes (dataclass
+  instances, namespaces), recursively, by identity of each item (ints and strings by value);
 * every tensor reached that way (parameters, buffers, plain tensor attributes, tensors in
   containers): its object, class, dtype, device, shape, stride, storage, ``requires_grad``,
   ``.grad``, its hook dicts, and its content (bit for bit, so NaNs compare equal);
@@ -18,7 +18,9 @@ What is compared:
 
 from __future__ import annotations
 
+import argparse
 import collections
+import dataclasses
 import random
 import sys
 import types
@@ -29,6 +31,7 @@ import torch
 import torch.nn.modules.module as module_globals
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor
+from torch.nn.parameter import is_lazy
 
 MAX_DEPTH = 12  # deeper than any model state a test builds; within what the guard restores
 _SIMPLE = (str, bytes, int, float, complex, bool, type(None))
@@ -56,6 +59,9 @@ class _Walk:
     seen: set[int] = field(default_factory=set)
 
     def tensor(self, path: str, tensor: torch.Tensor) -> None:
+        if is_lazy(tensor):  # no shape or data yet: only the object itself can be compared
+            self.values[path] = ("object", tensor)
+            return
         if isinstance(tensor, FakeTensor):
             self.fakes.append(path)
         elif tensor.device.type == "meta":
@@ -99,13 +105,14 @@ class _Walk:
         elif isinstance(value, (set, frozenset)):
             self.values[path] = ("set", value, set(value))
         else:
+            # Other objects by identity; the attributes of plain data objects (a dataclass, a
+            # namespace) by value too. Not a lock's or a logger's state: that is not the model's.
             self.values[path] = ("object", value)
-            try:
-                attributes = getattr(value, "__dict__", None)
-            except Exception:  # noqa: BLE001 - a dead weakref proxy
-                attributes = None
-            if isinstance(attributes, dict) and not callable(value):
-                for key, item in list(attributes.items()):
+            data = isinstance(value, (types.SimpleNamespace, argparse.Namespace)) or (
+                dataclasses.is_dataclass(value) and not isinstance(value, type) and hasattr(value, "__dict__")
+            )
+            if data:
+                for key, item in list(vars(value).items()):
                     self.value(f"{path}.{key}", item, depth + 1)
 
 

@@ -1,7 +1,7 @@
 """The mutable Python state a model owns beyond its parameter, buffer and submodule slots:
-containers reached from its modules' attributes (dicts, lists, sets, deques, and the
-attribute dicts of plain objects, nested), the plain tensors found there, and the hook
-dicts of its tensors. Captured before a run and put back, in place, afterwards.
+containers reached from its modules' attributes (dicts, lists, sets, deques, tuples, and the
+attributes of plain data objects: dataclass instances and namespaces; nested), the plain
+tensors found there, and the hook dicts of its tensors. Captured before a run and put back, in place, afterwards.
 
 Why in place: the user's code (and torch's own hook handles) hold references to these
 containers, so a forward that fills ``self.cache[key]`` or appends to ``self.history`` must
@@ -13,7 +13,9 @@ graph (a dataset, a tokenizer) costs a bounded amount; what lies beyond is not r
 
 from __future__ import annotations
 
+import argparse
 import collections
+import dataclasses
 import types
 from collections.abc import Iterable
 from typing import Any
@@ -80,15 +82,12 @@ class OwnedState:
             if isinstance(value, set):
                 self._containers.append((value, set(value)))
             children = list(value)
-        else:
-            try:
-                attributes = getattr(value, "__dict__", None)
-            except Exception:  # noqa: BLE001 - a dead weakref proxy, a property that raises
-                return
-            if not isinstance(attributes, dict) or callable(value):
-                return
+        elif is_plain_data(value):
+            attributes = vars(value)
             self._containers.append((attributes, list(attributes.items())))
             children = list(attributes.values())
+        else:
+            return
         for child in children:
             self._visit(child, depth + 1)
 
@@ -104,6 +103,15 @@ class OwnedState:
             if isinstance(hooks, dict) and items is not None:
                 restore_container(hooks, items)
             setattr(tensor, name, hooks)
+
+
+def is_plain_data(value: Any) -> bool:
+    """An object that only holds data (a dataclass instance, a namespace): its attributes are
+    the model's state like a dict's entries. Other objects are shared, not walked: their
+    state may belong to others (a lock's waiters, a logger's handlers, a dataset)."""
+    if isinstance(value, (types.SimpleNamespace, argparse.Namespace)):
+        return True
+    return dataclasses.is_dataclass(value) and not isinstance(value, type) and isinstance(getattr(value, "__dict__", None), dict)
 
 
 def _same_key(key: Any, old: Any) -> bool:
