@@ -270,7 +270,7 @@ def test_fixed_key_objects_are_closed() -> None:
     for node in closed:
         assert node["additionalProperties"] is False
         assert sorted(node["required"]) == sorted(node["properties"])
-    assert set(schema["$defs"]) == {"TensorSpec", "OpStats", "Layer", "Memory", "TimingStats", "EstimateStats", "Hardware"}
+    assert set(schema["$defs"]) == {"TensorSpec", "OpStats", "Layer", "Memory", "MemoryTimeline", "TimingStats", "EstimateStats", "Hardware"}
 
 
 # --- reports validate ---------------------------------------------------------------------

@@ -26,6 +26,7 @@ from .errors import EXIT_ANALYSIS_FAILED, EXIT_BUDGET, EXIT_OK, EXIT_PIPE_CLOSED
 from .arguments import parse
 from .inputs import InputShape, analyze_arguments, from_options, resolve
 from .models import ModelOptions, build, parse_device
+from ..render.page import render_compare_page
 from .output import choose_format, table_text, write, write_report
 from .progress import Progress
 from .values import parse_dtype, parse_pairs, split_names
@@ -176,7 +177,11 @@ def _compare(options: argparse.Namespace) -> int:
             progress.done(name)
     if reports:
         rows = [(name, estimate_time(report, chip)) for name, report in reports.items() for chip in chips]
-        write(table_text(compare(rows if chips else reports), fmt), options.output)
+        if fmt == "html":  # a page: the comparison, then each model's own tree and charts
+            labelled = [(f"{name} on {chip.name}", report) for (name, report), chip in zip(rows, [c for _ in reports for c in chips])]
+            write(render_compare_page(labelled if chips else list(reports.items())), options.output)
+        else:
+            write(table_text(compare(rows if chips else reports), fmt), options.output)
     for _, message in failures:
         print(f"torchtally: error: {message}", file=sys.stderr)
     over = [f"{name}: {'; '.join(found)}" for name, report in reports.items() if (found := excesses(report, budgets))]

@@ -10,6 +10,7 @@ from torch import nn
 
 from .memory import RunMemory
 from .params import ParameterIndex, ParamCounts
+from .timeline import memory_timeline
 from ..report.model import LayerReport, Memory, ModelReport, OpStats
 from .timing import Measured
 from .tracking import ModuleRecord, OpTally
@@ -57,7 +58,7 @@ def _memory(figures: RunMemory, base: tuple[int, int, int], activations: int, tr
     forward_peak = before + figures.forward_peak
     if not training or figures.backward_peak is None or figures.backward_end is None:
         return Memory(parameters, buffers, inputs, figures.outputs, activations, forward_peak, forward_peak, "forward",
-                      measured_peak=figures.measured_peak)
+                      measured_peak=figures.measured_peak, timeline=memory_timeline(figures, base, 0))
     state = figures.step.state_bytes if figures.step is not None else 0
     backward_peak = before + figures.backward_peak
     # A steady-state step: the optimizer state is alive during forward and backward; its
@@ -76,6 +77,7 @@ def _memory(figures: RunMemory, base: tuple[int, int, int], activations: int, tr
         optimizer_state=state if figures.step is not None else None,
         optimizer_step_peak=step_peak,
         measured_peak=figures.measured_peak,
+        timeline=memory_timeline(figures, base, state),
     )
 
 

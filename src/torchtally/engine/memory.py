@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Iterable
+from array import array
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,16 +76,74 @@ def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
     return sum(sizes.values())
 
 
-class LiveSet:
-    """The storages allocated by operators during a run that are still alive, in bytes."""
+@dataclass(frozen=True)
+class LiveTrace:
+    """Every change of the live bytes of a run, in order (for the memory timeline): after each
+    change, the operators run so far, the bytes alive, the bytes of those that are gradients
+    and the module running (its row; -1 for none). ``phases`` are the change indices where
+    each phase after the first begins (each `LiveSet.reset_peak`), with the bytes alive then."""
 
-    def __init__(self) -> None:
+    operators: array[int]
+    live: array[int]
+    gradients: array[int]
+    rows: array[int]
+    phases: tuple[tuple[int, int], ...]  # (index of the phase's first change, bytes alive at its start)
+    operators_run: int  # operators seen in all
+
+
+class LiveSet:
+    """The storages allocated by operators during a run that are still alive, in bytes.
+
+    It also records every change of ``current`` (see `trace`): a few machine words per
+    allocation and release, thinned to a bounded timeline when the report is built."""
+
+    def __init__(self, where: Callable[[], int] | None = None) -> None:
         self._live: dict[int, tuple[weakref.ref[Any], int]] = {}  # storage key -> (weak ref, bytes)
         self._aliasing: dict[OpOverload, bool] = {}
         self.current = 0  # bytes alive now
         self.peak = 0  # the most bytes alive at once since the last `reset_peak`
+        self.where = where  # the row of the module running now, for the timeline
+        self.operators = 0  # operators seen: the timeline's clock
+        self._ops, self._bytes, self._rows = array("q"), array("q"), array("q")
+        self._keys = array("Q")  # the storage allocated or released by each change
+        self._phases: list[tuple[int, int]] = []
+
+    def _note(self, key: int) -> None:
+        self._ops.append(self.operators)
+        self._bytes.append(self.current)
+        self._rows.append(-1 if self.where is None else self.where())
+        self._keys.append(key)
+
+    def trace(self, gradients: Iterable[torch.Tensor] = ()) -> LiveTrace:
+        """The changes recorded so far. A change that allocated the storage of one of
+        ``gradients`` (alive now, so its last allocation) counts as gradient bytes from then on."""
+        keys = set()
+        for grad in gradients:
+            try:
+                keys.add(grad.untyped_storage()._cdata)
+            except (RuntimeError, NotImplementedError):  # sparse gradients: left with the activations
+                pass
+        last: dict[int, int] = {}
+        if keys:
+            previous = 0
+            for index, (key, now) in enumerate(zip(self._keys, self._bytes)):
+                if key in keys and now > previous:
+                    last[key] = index
+                previous = now
+        grads = array("q")
+        held = 0
+        previous = 0
+        for index, now in enumerate(self._bytes):
+            if last and last.get(self._keys[index]) == index:
+                held += now - previous
+            grads.append(held)
+            previous = now
+        return LiveTrace(
+            array("q", self._ops), array("q", self._bytes), grads, array("q", self._rows), tuple(self._phases), self.operators
+        )
 
     def after_op(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        self.operators += 1
         aliasing = self._aliasing.get(func)
         if aliasing is None:
             aliasing = self._aliasing[func] = _may_alias(func)
@@ -120,11 +179,13 @@ class LiveSet:
         self.current += size
         if self.current > self.peak:
             self.peak = self.current
+        self._note(key)
 
     def _release(self, key: int, _ref: Any = None) -> None:
         entry = self._live.pop(key, None)
         if entry is not None:
             self.current -= entry[1]
+            self._note(key)
 
     def bytes_of(self, tensors: Iterable[torch.Tensor]) -> int:
         """Bytes of the followed storages these tensors live on (each storage once)."""
@@ -142,7 +203,9 @@ class LiveSet:
         return total
 
     def reset_peak(self) -> None:
+        """Start a new phase: its peak, and a new stretch of the timeline."""
         self.peak = self.current
+        self._phases.append((len(self._bytes), self.current))
 
     def stop(self) -> None:
         """Stop following: drop the weak references (their callbacks must not outlive the run)."""
@@ -156,6 +219,7 @@ class StepCost:
     macs: int
     flops: int
     uncounted: dict[str, int]
+    trace: LiveTrace | None = None  # the step's changes; its second phase is the steady-state step
 
 
 @dataclass
@@ -173,3 +237,4 @@ class RunMemory:
     gradients: int | None = None
     step: StepCost | None = None
     measured_peak: int | None = None  # measured on a CUDA device (a real run), including everything allocated
+    trace: LiveTrace | None = None  # forward (and backward) changes of the live set, for the timeline

@@ -135,4 +135,4 @@ def optimizer_step(
             if isinstance(value, torch.Tensor) and id(value) not in seen:
                 seen.add(id(value))
                 state_bytes += value.numel() * value.element_size()
-    return StepCost(state_bytes, counting.live.peak, counting.macs, counting.flops, counting.uncounted)
+    return StepCost(state_bytes, counting.live.peak, counting.macs, counting.flops, counting.uncounted, counting.live.trace())

@@ -161,6 +161,7 @@ def _run_once(
             gradient_bytes = GradientBytes(stand_ins)
             counting = CountingMode(tracker, cost_model, index, fakes, None if fake else state)
             live = counting.live
+            live.where = tracker._row  # the module running at each change, for the memory timeline
             tracker.attach()
             with contextlib.ExitStack() as modes:
                 modes.enter_context(room_for_wrappers(nodes))
@@ -186,6 +187,7 @@ def _run_once(
                     figures.backward_peak, figures.backward_end = live.peak, live.current
                     grads = [(p, p.grad) for p in stand_ins if p.grad is not None]
                     figures.gradients = gradient_bytes.total(grads)
+                figures.trace = live.trace([grad for _, grad in grads] if training is not None else ())
                 del output
             if training is not None and training.optimizer is not None:
                 # Outside the run's modes: the step runs in a fake mode of its own.

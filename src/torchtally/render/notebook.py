@@ -36,3 +36,24 @@ def show(report: ModelReport) -> None:
     publish = getattr(getattr(_shell(), "display_pub", None), "publish", None)
     if callable(publish):
         publish(data={"text/plain": report.table(), "text/html": report.to_html()}, metadata={})
+
+
+class PageFrame:
+    """A whole HTML page shown in a notebook: an iframe whose ``srcdoc`` is the page, so its
+    scripts and styles stay apart from the notebook's own."""
+
+    def __init__(self, page: str, height: int):
+        self.page = page
+        self.height = height
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return (
+            f'<iframe srcdoc="{escape(self.page, quote=True)}" style="width: 100%; height: {int(self.height)}px; '
+            'border: 1px solid #ccc" sandbox="allow-scripts"></iframe>'
+        )
+
+
+def page_frame(page: str, height: int) -> PageFrame:
+    return PageFrame(page, height)

@@ -4,6 +4,7 @@ total. Views (text tables, exports) live in `torchtally.render`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,57 @@ if TYPE_CHECKING:
     from .tables import DataTable
 
 SCHEMA = "torchtally.report/1"
+
+
+TIMELINE_CATEGORIES = ("parameters", "buffers", "inputs", "activations", "gradients", "optimizer_state")
+
+
+@dataclass(frozen=True)
+class MemoryTimeline:
+    """Live bytes through the run, split by what they hold, at a bounded number of moments.
+
+    The run's every change of the live set is recorded; long runs are thinned, keeping in
+    each stretch its highest and lowest moment, so the highest total is `Memory.peak`.
+    ``values[i]`` holds the bytes of each of ``categories`` at moment ``i``; they add up to
+    ``totals[i]``. "activations" is every other tensor the operators allocated (outputs,
+    what autograd saved, temporaries); during the optimizer step "optimizer_state" holds the
+    state and the step's own temporaries."""
+
+    categories: tuple[str, ...]
+    phases: tuple[tuple[str, int], ...]  # each phase ("forward", "backward", "optimizer step") and its first moment
+    operators: tuple[int, ...]  # per moment: operators run before it (the step's continue the count)
+    modules: tuple[int | None, ...]  # per moment: the row of the module running (None: none, or the optimizer)
+    values: tuple[tuple[int, ...], ...]
+
+    @property
+    def totals(self) -> tuple[int, ...]:
+        return tuple(sum(point) for point in self.values)
+
+    @property
+    def peak_index(self) -> int:
+        """The first moment with the highest total."""
+        totals = self.totals
+        return max(range(len(totals)), key=totals.__getitem__)
+
+    @property
+    def peak(self) -> int:
+        return max(self.totals)
+
+    def phase_at(self, index: int) -> str:
+        name = self.phases[0][0]
+        for phase, start in self.phases:
+            if start <= index:
+                name = phase
+        return name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "categories": list(self.categories),
+            "phases": [{"name": name, "start": start} for name, start in self.phases],
+            "operators": list(self.operators),
+            "modules": list(self.modules),
+            "values": [list(point) for point in self.values],
+        }
 
 
 @dataclass(frozen=True)
@@ -46,9 +98,12 @@ class Memory:
     optimizer_state: int | None = None
     optimizer_step_peak: int | None = None  # the optimizer step's peak (gradients and state alive)
     measured_peak: int | None = None  # torch.cuda.max_memory_allocated over a real CUDA run
+    timeline: MemoryTimeline | None = field(default=None, repr=False)  # live bytes through the run
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        figures: dict[str, Any] = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "timeline"}
+        figures["timeline"] = None if self.timeline is None else self.timeline.to_dict()
+        return figures
 
 
 @dataclass(frozen=True)
@@ -68,7 +123,6 @@ class OpStats:
             "calls": self.calls, "macs": self.macs, "flops": self.flops, "uncounted": self.uncounted,
             "read": self.read, "written": self.written, "dtype": self.dtype,
         }
-
 
 
 Shape = tuple[int, ...]
@@ -402,6 +456,26 @@ class ModelReport:
         from ..render.html import render_html
 
         return render_html(self._table_view(depth, columns, rows, style))
+
+    def to_html_page(self) -> str:
+        """One self-contained HTML page: the totals, the module tree as an interactive table,
+        and charts of the parameters, MACs, operators and memory through the run (see
+        docs/html-report.md). Scripts and styles are inline; it fetches nothing."""
+        from ..render.page import render_page
+
+        return render_page(self)
+
+    def save_html(self, path: str | os.PathLike[str]) -> None:
+        """Write `to_html_page()` to ``path`` (UTF-8)."""
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(self.to_html_page())
+
+    def display_page(self, height: int = 900) -> Any:
+        """The whole page for a notebook cell, in a frame of its own (the report's own notebook
+        display stays the compact table)."""
+        from ..render.notebook import page_frame
+
+        return page_frame(self.to_html_page(), height)
 
     def to_rich(
         self, depth: int | None = None, *, columns: ColumnsArg = None, rows: RowsArg = None, style: Style | str | None = None
