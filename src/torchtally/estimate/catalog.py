@@ -176,7 +176,9 @@ def hardware(name: str, *, compute_efficiency: float = 1.0, memory_efficiency: f
     elif key in CATALOG:
         found = CATALOG[key]
     else:
-        close = difflib.get_close_matches(key, hardware_names(), n=3, cutoff=0.5)
+        # Names that start with what was typed ("h100" -> the H100s) first, then look-alikes.
+        starting = [known for known in hardware_names() if known.startswith(key)]
+        close = list(dict.fromkeys(starting + difflib.get_close_matches(key, hardware_names(), n=3, cutoff=0.5)))[:3]
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise InputError(f"unknown hardware {name!r}{hint} (known: {', '.join(hardware_names())})")
     return found.with_efficiency(compute_efficiency, memory_efficiency)
