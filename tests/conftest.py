@@ -1,9 +1,21 @@
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+# The persistent replay cache (torchtally/engine/replay_disk.py) never touches the user's
+# own cache folder from the suite: every session gets an empty folder of its own, so no
+# test depends on what an earlier session left there. Tests of the cache itself point
+# TORCHTALLY_CACHE at their own tmp_path.
+_CACHE = tempfile.mkdtemp(prefix="torchtally-test-cache-")
+os.environ["TORCHTALLY_CACHE"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)  # registered first, so it runs after the cache's own flush
 
 # Under CI=true a skip is a failure unless the test needs a CUDA device (tests/ci_policy.py).
 pytest_plugins = ["ci_policy"]

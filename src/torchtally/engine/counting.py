@@ -74,7 +74,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             if func is _DEVICE_OF and isinstance(args[0], FakeTensor):
                 return args[0].fake_device  # asked all the time; metadata, not an operation
             key = self.replay.key(func, args, kwargs)
-            out = self.replay.replay(key, args) if key is not None else None
+            out = self.replay.replay(key, func, args, kwargs) if key is not None else None
             if out is None:
                 try:
                     out = func(*args, **kwargs)

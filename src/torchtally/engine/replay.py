@@ -7,7 +7,12 @@ first call goes through FakeTensorMode (which validates it: a wrong shape raises
 later calls with the same metadata replay its result: a fresh fake tensor of the same
 shape, stride, dtype and device; for a view, a tensor on its input's storage (aliasing is
 kept); for an in-place operator, its ``self`` argument. Operators whose result depends on
-anything but their arguments' metadata (random, data-dependent, custom) are never replayed."""
+anything but their arguments' metadata (random, data-dependent, custom) are never replayed.
+
+A call not seen before in this process is first looked up in closed form (shapes.py: the
+common operators' results by arithmetic) and then in the replay cache on disk
+(replay_disk.py: what earlier processes learnt from the fake kernels); only then does it
+go through FakeTensorMode, and its result is kept for later processes too."""
 
 from __future__ import annotations
 
@@ -17,6 +22,9 @@ import torch
 from torch._ops import OpOverload
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._mode_utils import no_dispatch
+
+from . import replay_disk
+from .shapes import closed_form
 
 _FRESH = "fresh"
 _NEVER = "never"
@@ -98,15 +106,55 @@ _RESULTS: dict[torch.dtype, dict[Any, Any]] = {}
 _MAX_RESULTS = 200_000
 
 
+def _result_meta(tensor: FakeTensor) -> tuple[Any, ...] | None:
+    meta = _meta_of(tensor)
+    if meta is None or meta[4] != 0:
+        return None
+    return (meta[0], meta[1], meta[2], meta[3], tensor.requires_grad)
+
+
+def stored_form(func: OpOverload, out: Any) -> Any:
+    """What replaying ``func``'s result ``out`` needs: see ResultReplay.replay; None when
+    the result cannot be replayed."""
+    rule = _RULES.get(func)
+    if rule is None:
+        rule = _RULES[func] = _replay_rule(func)
+    if rule == _INPLACE:
+        return _INPLACE
+    if rule == _VIEW:
+        meta = _meta_of(out)
+        return None if meta is None else (_VIEW, meta)
+    if rule == _NEVER:
+        return None
+    if isinstance(out, FakeTensor):
+        return _result_meta(out)
+    if isinstance(out, tuple) and out and all(isinstance(o, FakeTensor) for o in out):
+        metas = [_result_meta(o) for o in out]
+        return metas if all(meta is not None for meta in metas) else None
+    return None
+
+
+def forget() -> None:
+    """Drop every result this process remembers (tests compare runs with and without)."""
+    _RESULTS.clear()
+
+
 class ResultReplay:
     """Replays operator results in fake runs (see the note above)."""
 
-    def __init__(self, fake_mode: FakeTensorMode):
+    def __init__(self, fake_mode: FakeTensorMode, *, derive: bool = True):
         self.fake_mode = fake_mode
         self._rules = _RULES
         self._results = _RESULTS.setdefault(torch.get_default_dtype(), {})
         if len(self._results) > _MAX_RESULTS:
             self._results.clear()
+        # ``derive``: whether results may come from closed forms and the disk, not only
+        # from this process's own fake kernel calls.
+        self._derive = derive
+        self._disk = replay_disk.store() if derive else None
+        if self._disk is not None:
+            self._disk.flush()  # what the previous analysis learnt, written before this one
+        self._context = replay_disk.context()
 
     def key(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         rule = self._rules.get(func)
@@ -128,11 +176,19 @@ class ResultReplay:
             return (func, arg_key, kwarg_key)
         return (func, arg_key)
 
-    def replay(self, key: Any, args: tuple[Any, ...]) -> Any:
-        """The result of an earlier identical call, rebuilt; None when there is none."""
+    def replay(self, key: Any, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The result of an earlier identical call (or one known in closed form or from the
+        disk), rebuilt; None when there is none."""
         stored = self._results.get(key)
         if stored is None:
-            return None
+            if not self._derive:
+                return None
+            stored = closed_form(func, args, kwargs)
+            if stored is None and self._disk is not None:
+                stored = self._disk.get(replay_disk.key_digest(self._context, key), func, self._rules[func])
+            if stored is None:
+                return None
+            self._results[key] = stored
         if stored == _INPLACE:
             return args[0]
         if isinstance(stored, list):
@@ -142,28 +198,13 @@ class ResultReplay:
         return self._fresh(stored)
 
     def remember(self, key: Any, func: OpOverload, out: Any) -> None:
-        rule = self._rules[func]
-        if rule == _INPLACE:
-            self._results[key] = _INPLACE
-        elif rule == _VIEW:
-            meta = _meta_of(out)
-            if meta is not None:
-                self._results[key] = (_VIEW, meta)
-        elif isinstance(out, FakeTensor):
-            meta = self._result_meta(out)
-            if meta is not None:
-                self._results[key] = meta
-        elif isinstance(out, tuple) and out and all(isinstance(o, FakeTensor) for o in out):
-            metas = [self._result_meta(o) for o in out]
-            if all(meta is not None for meta in metas):
-                self._results[key] = metas
+        stored = stored_form(func, out)
+        if stored is None:
+            return
+        self._results[key] = stored
+        if self._disk is not None:
+            self._disk.put(replay_disk.key_digest(self._context, key), stored)
 
-    @staticmethod
-    def _result_meta(tensor: FakeTensor) -> tuple[Any, ...] | None:
-        meta = _meta_of(tensor)
-        if meta is None or meta[4] != 0:
-            return None
-        return (meta[0], meta[1], meta[2], meta[3], tensor.requires_grad)
 
     def _view_of(self, base: FakeTensor, meta: tuple[Any, ...]) -> FakeTensor:
         shape, stride, dtype, device, offset = meta
