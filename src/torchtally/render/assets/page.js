@@ -85,7 +85,7 @@
     if (observer) observer.observe(el); else drawChart(entry);
     return entry;
   }
-  function drawAll() { charts.forEach(function (entry) { if (!entry.instance) drawChart(entry); }); }
+  function drawAll() { charts.forEach(function (entry) { if (!entry.instance) timed("chart " + entry.el.id, function () { drawChart(entry); }); }); }
   function redraw(entry) { if (entry.instance) drawChart(entry); }
   function drawChart(entry) {
     if (entry.instance) entry.instance.dispose();
@@ -279,19 +279,22 @@
     var L = d.layers, n = L.name.length, kids = [];
     for (var i = 0; i < n; i++) kids.push([]);
     for (i = 1; i < n; i++) if (L.parent[i] >= 0) kids[L.parent[i]].push(i);
-    var MOST = 120; // children drawn per block; the rest are drawn as one block (its tooltip says so)
-    function node(i) {
-      var children = [], order = kids[i].filter(function (k) { return L[inclusiveKey][k] > 0; });
-      if (order.length > MOST) {
-        order.sort(function (a, b) { return L[inclusiveKey][b] - L[inclusiveKey][a]; });
-        var rest = order.slice(MOST), sum = 0;
-        rest.forEach(function (k) { sum += L[inclusiveKey][k]; });
-        order = order.slice(0, MOST);
-        order.forEach(function (k) { children.push(node(k)); });
-        children.push({ name: "(" + commas(rest.length) + " more)", value: sum, path: commas(rest.length) + " more modules in " + layerPath(d, i), type: "together" });
-      } else {
-        order.forEach(function (k) { children.push(node(k)); });
+    var MOST = 100; // more children than this are drawn in groups of consecutive modules (zoom in to see them)
+    function group(list, parentPath) {
+      if (list.length <= MOST) return list;
+      var size = Math.ceil(list.length / MOST), groups = [];
+      for (var g = 0; g < list.length; g += size) {
+        var part = list.slice(g, g + size), sum = 0;
+        part.forEach(function (entry) { sum += entry.value; });
+        groups.push({ name: part[0].name + " … " + part[part.length - 1].name, value: sum, children: part,
+          path: parentPath + ": " + commas(part.length) + " modules, " + part[0].name + " to " + part[part.length - 1].name, type: "group" });
       }
+      return group(groups, parentPath);
+    }
+    function node(i) {
+      var children = [];
+      kids[i].forEach(function (k) { if (L[inclusiveKey][k] > 0) children.push(node(k)); });
+      children = group(children, layerPath(d, i));
       var label = layerLabel(d, i);
       if (/^[0-9]+$/.test(label) && L.parent[i] > 0) label = layerLabel(d, L.parent[i]) + "." + label;
       var entry = { name: label, value: L[inclusiveKey][i], path: layerPath(d, i), type: L.type[i] };
@@ -318,7 +321,7 @@
         },
         series: [{
           type: "treemap", name: d.model_type, data: tree.children && tree.children.length ? tree.children : [tree],
-          leafDepth: 2, roam: false, nodeClick: "zoomToNode", visibleMin: 200, width: "100%", height: "88%", top: 0,
+          leafDepth: d.layers.name.length <= 500 ? 3 : 2, roam: false, nodeClick: "zoomToNode", visibleMin: 200, width: "100%", height: "88%", top: 0,
           breadcrumb: { show: true, bottom: 4, itemStyle: { textStyle: { color: textColor() } } },
           label: { show: true, formatter: "{b}" }, upperLabel: { show: true, height: 18 },
           levels: [
@@ -367,7 +370,7 @@
       markPoint: { symbol: "pin", symbolSize: 46, itemStyle: { color: "#D55E00" },
         label: { formatter: "peak", fontSize: 10, color: "#fff" },
         data: [{ name: "peak", coord: [ops[fig.at], fig.peak] }] },
-      markLine: { symbol: "none", lineStyle: { color: "#D55E00" }, label: { formatter: "peak " + bytes(fig.peak) + (fig.module ? " · " + fig.module : ""), color: textColor() },
+      markLine: { symbol: "none", lineStyle: { color: "#D55E00" }, label: { position: "insideEndTop", formatter: "peak " + bytes(fig.peak) + (fig.module ? " · " + fig.module : ""), color: textColor() },
         data: [{ yAxis: fig.peak }] } });
     return chart(el, function () {
       return {
@@ -388,7 +391,7 @@
         },
         xAxis: { type: "value", name: "operators run", nameLocation: "middle", nameGap: 28, min: 0, max: last },
         yAxis: { type: "value", axisLabel: { formatter: bytes } },
-        dataZoom: [{ type: "inside" }, { type: "slider", bottom: 8, height: 18 }],
+        dataZoom: [{ type: "inside" }, { type: "slider", bottom: 8, height: 18, showDataShadow: false }],
         series: series
       };
     });
