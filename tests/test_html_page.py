@@ -293,3 +293,73 @@ def test_comparison_page(browser: Any, resnet18: tt.ModelReport, tmp_path: Path)
     assert [int(cell.get_attribute("data-v")) for cell in cells] == [RESNET18_PARAMS, 4 * 8 + 8 * 2]
     # The first model's own tree is drawn under its heading.
     assert browser.find_elements("css selector", '#m0-tree tr[data-name="conv1"]')
+
+
+def test_estimated_report_has_a_roofline(browser: Any, tmp_path: Path) -> None:
+    with torch.device("meta"):
+        model = torchvision.models.resnet18()
+    report = tt.analyze(model, (1, 3, 224, 224), hardware="h100-sxm")
+    assert report.estimate is not None
+    assert _open(browser, report.to_html_page(), tmp_path / "estimate.html") == []
+    assert browser.find_elements("css selector", "#roofline-chart canvas")
+    assert float(browser.find_element("css selector", "#estimate").get_attribute("data-value")) == report.estimate.latency
+    # The table gains the estimate's columns: conv1's estimated time is the report's.
+    cell = browser.find_element("css selector", '#tree tr[data-name="conv1"] td[data-key="estimated_time"]')
+    assert float(cell.get_attribute("data-v")) == report.layer("conv1").estimated_time
+
+
+def test_non_finite_numbers_are_written_as_null() -> None:
+    from torchtally.render.page import _json_for_script
+
+    assert json.loads(_json_for_script({"a": [1.5, float("inf"), float("nan")], "b": [1, 2]})) == {"a": [1.5, None, None], "b": [1, 2]}
+
+
+def test_command_line_writes_pages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from torchtally.cli import main
+
+    page = tmp_path / "page.html"
+    assert main(["compare", "resnet18", "alexnet", "--output", str(page)]) == 0
+    text = page.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json" id="tt-data">(.*?)</script>', text, re.S)[1])
+    assert [model["label"] for model in data["models"]] == ["resnet18", "alexnet"]
+    assert data["models"][0]["totals"]["params"] == RESNET18_PARAMS
+    assert data["models"][1]["totals"]["params"] == 61_100_840  # torchvision's documented AlexNet count
+    single = tmp_path / "one.htm"
+    assert main(["resnet18", "--output", str(single)]) == 0
+    assert single.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    capsys.readouterr()
+
+
+def test_notebook_frame(resnet18: tt.ModelReport) -> None:
+    frame = resnet18.display_page(height=700)
+    html = frame._repr_html_()
+    assert html.startswith("<iframe srcdoc=\"&lt;!DOCTYPE html&gt;") and "height: 700px" in html
+    assert resnet18._repr_html_() == resnet18.to_html()  # the report's own display stays the compact table
+
+
+class _Tied(nn.Module):
+    """An embedding whose weight the head reuses, and a layer that is never called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        self.head = nn.Linear(4, 10, bias=False)
+        self.head.weight = self.emb.weight
+        self.spare = nn.Linear(4, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(ids))
+
+
+def test_shared_and_unused_are_marked(browser: Any, tmp_path: Path) -> None:
+    report = tt.analyze(_Tied(), input_data=torch.zeros(2, 3, dtype=torch.long))
+    assert _open(browser, report.to_html_page(), tmp_path / "tied.html") == []
+    assert _value(browser, "#total-params") == 10 * 4 + (4 * 4 + 4)  # the tied weight once, the spare layer
+    assert _value(browser, "#total-shared") == 10 * 4
+    assert _value(browser, "#total-used") == 10 * 4
+    head = browser.find_element("css selector", '#tree tr[data-name="head"]')
+    assert head.find_element("css selector", ".badge.shared").text == "shared: emb"
+    spare = browser.find_element("css selector", '#tree tr[data-name="spare"]')
+    assert "unused" in spare.get_attribute("class").split() and spare.find_element("css selector", ".badge.unused").text == "unused"
+    assert not browser.find_elements("css selector", '#tree tr[data-name="emb"] .badge')
+

@@ -5,7 +5,7 @@ from ._version import __version__
 from .compare import compare
 from .errors import FormulaError, ForwardError, InputError, TorchtallyError
 from .formulas import Cost, register_formula, unregister_formula
-from .report.model import LayerReport, Memory, ModelReport, OpStats
+from .report.model import LayerReport, Memory, MemoryTimeline, ModelReport, OpStats
 from .analysis import analyze
 from .report.schema import report_schema, table_schema
 from .report.settings import Column, RowSetting, Style
@@ -28,6 +28,7 @@ __all__ = [
     "InputError",
     "LayerReport",
     "Memory",
+    "MemoryTimeline",
     "ModelReport",
     "OpStats",
     "RowSetting",

@@ -10,6 +10,7 @@ figures (no number is computed here that the report does not hold); the script i
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from functools import cache
 from html import escape
@@ -74,10 +75,10 @@ def page_data(report: ModelReport) -> dict[str, Any]:
     if report.timing is not None:
         columns["time"] = [layer.time for layer in layers]
     # Figures other analyses add to the layers (hardware estimates): carried when present.
-    for key in ("estimated_time", "bound", "flops", "memory_read", "memory_write"):
-        if key not in columns and layer_dicts and key in layer_dicts[0]:
+    for key in ("estimated_time", "bound", "memory_read", "memory_write", "communication_bytes"):
+        if layer_dicts and key in layer_dicts[0]:
             values = [item.get(key) for item in layer_dicts]
-            if any(value is not None for value in values):
+            if any(values):  # absent, or all None or 0: not a column of this page
                 columns[key] = values
     data: dict[str, Any] = {
         "model_type": report.model_type,
@@ -106,9 +107,22 @@ def page_data(report: ModelReport) -> dict[str, Any]:
     return data
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with infinite and NaN floats as None (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        if value and all(type(item) is int for item in value[:50]) and all(type(item) is int for item in value):
+            return value  # the long integer columns: nothing to change
+        return [_finite(item) for item in value]
+    return value
+
+
 def _json_for_script(data: Any) -> str:
     """JSON safe inside a <script> element (no "</" or "<!--" can end or open anything)."""
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(_finite(data), separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 

@@ -128,6 +128,7 @@
     if (L.time) cols.push({ key: "time", label: "Time", fmt: secs });
     if (L.estimated_time) cols.push({ key: "estimated_time", label: "Est. time", fmt: secs });
     if (L.bound) cols.push({ key: "bound", label: "Bound", text: true });
+    if (L.communication_bytes) cols.push({ key: "communication_bytes", label: "Collectives", fmt: bytes });
     return cols;
   }
 
@@ -503,32 +504,42 @@
     });
   }
 
-  // ---- parallel layout (per rank) ---------------------------------------------------------
-  function parallelSection(root, d) {
-    var ranks = d.parallel && (d.parallel.ranks || d.parallel.per_rank);
-    if (!Array.isArray(ranks) || !ranks.length || typeof ranks[0] !== "object") return;
-    root.appendChild(h("h2", null, "Per rank"));
-    var keys = Object.keys(ranks[0]).filter(function (k) { return typeof ranks[0][k] !== "object"; });
-    var html = "<table class='compare'><tr>" + keys.map(function (k) { return "<th>" + esc(k) + "</th>"; }).join("") + "</tr>";
-    ranks.forEach(function (r) {
-      html += "<tr>" + keys.map(function (k) { return "<td>" + esc(typeof r[k] === "number" ? commas(r[k]) : r[k]) + "</td>"; }).join("") + "</tr>";
+  // ---- parallel layout (this rank) --------------------------------------------------------
+  function parallelSection(root, d, prefix) {
+    var p = d.parallel;
+    var section = h("section", { id: prefix + "parallel" });
+    section.appendChild(h("h2", null, "Parallel layout: rank " + esc(p.rank) + " of " + esc(p.world_size)));
+    var dims = (p.mesh_dims || []).map(function (name, i) { return name + " " + p.mesh_shape[i]; }).join(" × ");
+    section.appendChild(h("p", { "class": "notes" }, "Mesh " + esc(dims) + (p.mixed_precision ? " · mixed precision " + esc(p.mixed_precision) : "") +
+      (p.reshard_after_forward === null ? "" : " · FSDP reshards after forward: " + (p.reshard_after_forward ? "yes" : "no")) +
+      ". MACs, FLOPs and memory on this page are this rank's; the parameter count is the whole model's."));
+    var cards = h("div", { "class": "cards" });
+    card(cards, prefix + "local-params", "Parameters on this rank", si(p.local_params), commas(p.local_params) + " of " + commas(d.totals.params), p.local_params);
+    var sent = 0, wire = 0;
+    (p.communication || []).forEach(function (c) { sent += c.bytes; wire += c.wire_bytes; });
+    card(cards, prefix + "communication", "Collectives (data size)", bytes(sent), commas(sent) + " B · " + bytes(wire) + " on the wire", sent);
+    section.appendChild(cards);
+    root.appendChild(section);
+    var comms = p.communication || [];
+    if (!comms.length) return;
+    var el = h("div", { "class": "chart small", id: prefix + "communication-chart" });
+    section.appendChild(el);
+    chart(el, function () {
+      return {
+        title: { text: "Collectives of this rank (forward and backward)", textStyle: { fontSize: 13, color: textColor() } },
+        legend: { top: 0, right: 0, textStyle: { color: textColor() } }, grid: { left: 120, right: 24, top: 36, bottom: 30 },
+        tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, formatter: function (items) {
+          var c = comms[items[0].dataIndex];
+          return "<b>" + esc(c.kind) + "</b> × " + commas(c.calls) + "<br>data size " + bytes(c.bytes) + "<br>sent on the wire " + bytes(c.wire_bytes);
+        } },
+        xAxis: { type: "value", axisLabel: { formatter: bytes } },
+        yAxis: { type: "category", data: comms.map(function (c) { return c.kind; }) },
+        series: [
+          { name: "data size", type: "bar", itemStyle: { color: PALETTE[0] }, data: comms.map(function (c) { return c.bytes; }) },
+          { name: "sent on the wire", type: "bar", itemStyle: { color: PALETTE[1] }, data: comms.map(function (c) { return c.wire_bytes; }) }
+        ]
+      };
     });
-    root.appendChild(h("div", { "class": "tablewrap" }, html + "</table>"));
-    var numeric = keys.filter(function (k) { return typeof ranks[0][k] === "number"; });
-    if (numeric.length > 1) {
-      var el = h("div", { "class": "chart small" });
-      root.appendChild(el);
-      chart(el, function () {
-        return {
-          legend: { top: 0, textStyle: { color: textColor() } }, tooltip: { trigger: "axis" },
-          xAxis: { type: "category", data: ranks.map(function (r, i) { return "rank " + (r.rank !== undefined ? r.rank : i); }) },
-          yAxis: { type: "value", axisLabel: { formatter: si } },
-          series: numeric.filter(function (k) { return k !== "rank"; }).map(function (k) {
-            return { name: k, type: "bar", data: ranks.map(function (r) { return r[k]; }) };
-          })
-        };
-      });
-    }
   }
 
   // ---- one report -------------------------------------------------------------------------
@@ -634,7 +645,7 @@
       root.appendChild(roof);
       if (!rooflineChart(roofEl, d)) roof.appendChild(h("p", { "class": "notes" }, "No layer has both an estimated time and moved bytes."));
     }
-    if (d.parallel) parallelSection(root, d);
+    if (d.parallel) timed("parallel", function () { parallelSection(root, d, prefix); });
   }
 
   // ---- a comparison -----------------------------------------------------------------------
