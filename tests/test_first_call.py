@@ -5,6 +5,7 @@ FakeTensorMode; and the cache on disk is used only when it is intact and ours.""
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,3 +238,34 @@ def test_a_training_analysis_is_identical_too(cache_dir: Path, monkeypatch: pyte
     assert tt.analyze(model, (2, 3, 64, 64), training=True, optimizer="adam").to_dict() == expected
     fresh_process(monkeypatch)
     assert tt.analyze(model, (2, 3, 64, 64), training=True, optimizer="adam").to_dict() == expected
+
+
+class Raises(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert not gc.isenabled()  # held off during the fake run
+        raise ValueError("boom")
+
+
+SEEN: list[bool] = []  # not the model's own (the guard would restore a list it owns)
+
+
+class Checks(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        SEEN.append(gc.isenabled())
+        return x * 2
+
+
+def test_the_cyclic_collector_is_held_off_during_the_run_and_restored() -> None:
+    assert gc.isenabled()
+    model = Checks()
+    tt.analyze(model, (2, 3))
+    assert gc.isenabled() and SEEN == [False]
+    with pytest.raises(tt.ForwardError, match="boom"):
+        tt.analyze(Raises(), (2, 3), run="fake")
+    assert gc.isenabled()
+    gc.disable()  # the user's own choice stays theirs
+    try:
+        tt.analyze(model, (2, 3))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -17,6 +17,7 @@ from torch import nn
 from torch._subclasses import fake_tensor
 
 from .build import build_report, with_timing
+from .collector import collector_paused
 from .counting import CountingMode
 from .fakes import FakeConverter, is_fake_limitation
 from ..errors import ForwardError, InputError, TorchtallyError, describe_module
@@ -390,9 +391,10 @@ def _count(
     """The counting run: on fake tensors unless ``run`` says real (or the fake run cannot)."""
     if run != "real":
         try:
-            return _run_once(
-                target, plan, run_device, mode, cost_model, fake=True, fallback_reason=None, training=plan_training
-            )
+            with collector_paused():
+                return _run_once(
+                    target, plan, run_device, mode, cost_model, fake=True, fallback_reason=None, training=plan_training
+                )
         except _NeedsRealRun as limit:
             if run == "fake":
                 raise TorchtallyError(f"the model cannot run on fake tensors: {limit}; use run='auto' or 'real'") from limit.__cause__
