@@ -351,6 +351,9 @@
       module: module === null ? (phase === "optimizer step" ? "optimizer" : "") : layerPath(d, module) };
   }
   function timelineChart(el, d, fig) {
+    return chart(el, function () { return timelineOption(d, fig); });
+  }
+  function timelineOption(d, fig) {
     var tl = d.timeline, ops = tl.operators;
     var series = [];
     tl.categories.forEach(function (cat, c) {
@@ -373,8 +376,7 @@
         data: [{ name: "peak", coord: [ops[fig.at], fig.peak] }] },
       markLine: { symbol: "none", lineStyle: { color: "#D55E00" }, label: { position: "insideEndTop", formatter: "peak " + bytes(fig.peak) + (fig.module ? " · " + fig.module : ""), color: textColor() },
         data: [{ yAxis: fig.peak }] } });
-    return chart(el, function () {
-      return {
+    return {
         legend: { top: 0, textStyle: { color: textColor() } },
         grid: { left: 80, right: 40, top: 40, bottom: 70 },
         tooltip: {
@@ -394,8 +396,7 @@
         yAxis: { type: "value", axisLabel: { formatter: bytes } },
         dataZoom: [{ type: "inside" }, { type: "slider", bottom: 8, height: 18, showDataShadow: false }],
         series: series
-      };
-    });
+    };
   }
 
   // ---- operators and module types ---------------------------------------------------------
