@@ -33,7 +33,7 @@ from torch._ops import OpOverload
 ENV = "TORCHTALLY_CACHE"
 _OFF = frozenset({"off", "0", "false", "no", "none", "disable", "disabled"})
 FORMAT = "1"
-_MAX_BYTES = 32 * 1024 * 1024  # a file past this is read but no longer grown
+_MAX_BYTES = 8 * 1024 * 1024  # a file past this is read but no longer grown (~50k entries)
 _DTYPES: dict[str, torch.dtype] = {
     str(value).removeprefix("torch."): value for value in vars(torch).values() if isinstance(value, torch.dtype)
 }
@@ -178,23 +178,22 @@ class DiskReplay:
             self._foreign = bool(text)
             return entries
         for line in lines[1:]:
-            parts = line.split("\t")
-            if len(parts) != 3 or len(parts[0]) != 32:
-                continue  # a torn or damaged line
-            digest, value, check = parts
-            if _checksum(f"{digest}\t{value}") == check:
-                entries[digest] = value
+            # The checksum is checked when an entry is used: most never are in one process.
+            digest, _, rest = line.partition("\t")
+            if len(digest) == 32 and rest:
+                entries[digest] = rest
         return entries
 
     def get(self, digest: str, func: OpOverload, rule: str) -> Any:
         if self._entries is None:
             self._entries = self._load()
-        text = self._entries.get(digest)
-        if text is None:
+        rest = self._entries.get(digest)
+        if rest is None:
             return None
-        stored = decode(text, func, rule)
+        text, _, check = rest.rpartition("\t")
+        stored = decode(text, func, rule) if _checksum(f"{digest}\t{text}") == check else None
         if stored is None:
-            del self._entries[digest]  # never trusted, never asked again
+            del self._entries[digest]  # a damaged or mismatched entry: never trusted, never asked again
         return stored
 
     def put(self, digest: str, stored: Any) -> None:
@@ -202,7 +201,7 @@ class DiskReplay:
         if text is None:
             return
         if self._entries is not None:
-            self._entries[digest] = text
+            self._entries[digest] = _line(digest, text)[33:-1]  # as _load keeps it: value, tab, checksum
         self._pending[digest] = text
 
     def flush(self) -> None:
