@@ -12,8 +12,9 @@ What is compared:
 * the process: torch's CPU (and, if initialised, CUDA) RNG, Python's ``random``, numpy's
   global RNG, default dtype and device, grad mode, autocast, the recursion limit, the
   dispatch-mode stack, and torch's global module hooks;
-* leftovers: any FakeTensor reachable from the model afterwards, and any meta tensor that
-  was not there before, is reported by itself.
+* leftovers: any FakeTensor or meta tensor reachable from the model afterwards that was not
+  there before is reported by itself (a model sharded in a simulated cluster is fake from
+  the start).
 """
 
 from __future__ import annotations
@@ -32,15 +33,22 @@ import torch.nn.modules.module as module_globals
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn.parameter import is_lazy
+from torch.utils._python_dispatch import _disable_current_modes, is_traceable_wrapper_subclass
 
 MAX_DEPTH = 12  # deeper than any model state a test builds; within what the guard restores
 _SIMPLE = (str, bytes, int, float, complex, bool, type(None))
 _OPAQUE = (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType, torch.dtype, torch.device)
 
 
+def _no_data(tensor: torch.Tensor) -> bool:
+    """Tensors whose content cannot be read here: meta, fake, and wrapper subclasses (a
+    DTensor of a simulated cluster), which are compared by their other properties."""
+    return tensor.device.type == "meta" or isinstance(tensor, FakeTensor) or is_traceable_wrapper_subclass(tensor)
+
+
 def _bits(tensor: torch.Tensor) -> torch.Tensor | None:
     """A copy of the tensor's content that compares bit for bit (None when it has none)."""
-    if tensor.device.type == "meta" or isinstance(tensor, FakeTensor) or tensor.is_sparse or tensor.is_quantized:
+    if _no_data(tensor) or tensor.is_sparse or tensor.is_quantized:
         return None
     data = tensor.detach()
     try:
@@ -54,7 +62,7 @@ class _Walk:
     """One capture: a flat record of every value reached, keyed by its path."""
 
     values: dict[str, Any] = field(default_factory=dict)
-    fakes: list[str] = field(default_factory=list)
+    fakes: dict[int, str] = field(default_factory=dict)  # id of a FakeTensor -> its path
     metas: dict[int, str] = field(default_factory=dict)  # id of a meta tensor -> its path
     seen: set[int] = field(default_factory=set)
 
@@ -63,7 +71,7 @@ class _Walk:
             self.values[path] = ("object", tensor)
             return
         if isinstance(tensor, FakeTensor):
-            self.fakes.append(path)
+            self.fakes.setdefault(id(tensor), path)
         elif tensor.device.type == "meta":
             self.metas.setdefault(id(tensor), path)
         hooks = {name: getattr(tensor, name, None) for name in ("_backward_hooks", "_post_accumulate_grad_hooks")}
@@ -75,8 +83,7 @@ class _Walk:
             tensor.device,
             tuple(tensor.shape),
             tensor.stride() if tensor.layout == torch.strided else None,
-            None if tensor.device.type == "meta" or isinstance(tensor, FakeTensor) or tensor.layout != torch.strided
-            else tensor.untyped_storage().data_ptr(),  # fmt: skip
+            None if _no_data(tensor) or tensor.layout != torch.strided else tensor.untyped_storage().data_ptr(),
             tensor.requires_grad,
             tensor.grad,
             {name: (hooks_dict, list(hooks_dict.items()) if isinstance(hooks_dict, dict) else None) for name, hooks_dict in hooks.items()},
@@ -153,6 +160,12 @@ class Snapshot:
 
 
 def capture(model: nn.Module) -> Snapshot:
+    # Outside any active mode (a simulated cluster's fake mode): copies of real content are real.
+    with _disable_current_modes():
+        return _capture(model)
+
+
+def _capture(model: nn.Module) -> Snapshot:
     walk = _Walk()
     modules = []
     for name, module in model.named_modules(remove_duplicate=False):
@@ -235,6 +248,11 @@ def _process_problems(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def differences(before: Snapshot, after: Snapshot) -> list[str]:
     """What changed between two captures, one line each (empty: nothing)."""
+    with _disable_current_modes():
+        return _differences(before, after)
+
+
+def _differences(before: Snapshot, after: Snapshot) -> list[str]:
     problems = []
     old_modules = [(name, module) for name, module, _ in before.modules]
     new_modules = [(name, module) for name, module, _ in after.modules]
@@ -256,7 +274,7 @@ def differences(before: Snapshot, after: Snapshot) -> list[str]:
             problems.extend(_tensor_problems(path, old, new))
         elif not _same_entry(old, new):
             problems.append(f"{path}: changed")
-    problems.extend(f"{path}: a FakeTensor left behind" for path in after.walk.fakes)
+    problems.extend(f"{path}: a FakeTensor left behind" for key, path in after.walk.fakes.items() if key not in before.walk.fakes)
     problems.extend(f"{path}: a meta tensor left behind" for key, path in after.walk.metas.items() if key not in before.walk.metas)
     problems.extend(_process_problems(before.process, after.process))
     return sorted(set(problems))

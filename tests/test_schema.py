@@ -156,6 +156,14 @@ def _timed() -> tt.ModelReport:
     return tt.analyze(SmallCNN(), (2, 3, 32, 32), timing=tt.TimingOptions(warmup=1, repeats=2))
 
 
+def _parallel_training() -> tt.ModelReport:
+    # FSDP x TP with bf16 mixed precision and an optimizer: every field of report.parallel filled
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8))
+    plan = tt.Parallel(fsdp=2, tp=2, mixed_precision="bf16", tp_plan={"0": "colwise", "2": "rowwise"})
+    return tt.analyze(model, (4, 8), training=True, optimizer="adam", parallel=plan)
+
+
 def _resnet18_meta() -> tt.ModelReport:
     torchvision = pytest.importorskip("torchvision")
     with torch.device("meta"):
@@ -180,6 +188,7 @@ BUILDERS: dict[str, Callable[[], tt.ModelReport]] = {
     "mixture_of_experts": _mixture_of_experts,
     "resnet18_meta": _resnet18_meta,
     "timed": _timed,
+    "parallel_training": _parallel_training,
 }
 # Those that need only torch: the branch coverage below must not depend on optional packages.
 CORE = [name for name in BUILDERS if name not in ("gpt2", "gpt2_training_meta", "mixture_of_experts", "resnet18_meta")]
@@ -270,7 +279,10 @@ def test_fixed_key_objects_are_closed() -> None:
     for node in closed:
         assert node["additionalProperties"] is False
         assert sorted(node["required"]) == sorted(node["properties"])
-    assert set(schema["$defs"]) == {"TensorSpec", "OpStats", "Layer", "Memory", "MemoryTimeline", "TimingStats", "EstimateStats", "Hardware"}
+    assert set(schema["$defs"]) == {
+        "TensorSpec", "OpStats", "Layer", "Memory", "MemoryTimeline", "TimingStats", "EstimateStats", "Hardware",
+        "ParallelLayout", "CollectiveStats",
+    }  # fmt: skip
 
 
 # --- reports validate ---------------------------------------------------------------------
@@ -309,6 +321,7 @@ def test_the_spread_takes_every_branch() -> None:
             seen.add((key, data[key]))
         seen.add(("active_params", kind(data["totals"]["active_params"])))
         seen.add(("timing", kind(data["timing"])))
+        seen.add(("parallel", kind(data["parallel"])))
         for key, value in data["memory"].items():
             seen.add((f"memory.{key}", value if key == "peak_phase" else kind(value)))
         for layer in data["layers"]:
@@ -338,6 +351,7 @@ def test_the_spread_takes_every_branch() -> None:
         ("layer.backward_operators", "empty"), ("layer.backward_operators", "filled"),
         ("layer.lazy", False), ("layer.lazy", True),
         ("timing", "null"), ("timing", "filled"),
+        ("parallel", "null"), ("parallel", "filled"),
         ("layer.time", "null"), ("layer.time", "float"), ("layer.self_time", "null"), ("layer.self_time", "float"),
         ("ragged shape", False), ("ragged shape", True),
     }
@@ -348,8 +362,8 @@ def test_the_spread_takes_every_branch() -> None:
     assert expected <= seen, sorted(expected - seen, key=str)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="measured_peak is only measured in a real CUDA run")
-def test_cuda_report_with_a_measured_peak() -> None:
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_report_with_a_measured_peak() -> None:  # measured_peak is only measured in a real CUDA run
     model = SmallCNN().cuda()
     data = as_json(tt.analyze(model, (1, 3, 32, 32), run="real", training=True, optimizer="adam"))
     report_validator().validate(data)

@@ -16,8 +16,12 @@ from .engine.timing import TimingOptions
 from .report.timing import TimingStats
 from .report.estimate import EstimateStats
 from .estimate import Hardware, calibrate, estimate_time, hardware, hardware_names
+from .engine.parallel import Cluster, Parallel, simulated_cluster
+from .report.parallel import CollectiveStats, ParallelLayout
 
 __all__ = [
+    "Cluster",
+    "CollectiveStats",
     "Column",
     "Cost",
     "DataTable",
@@ -31,6 +35,8 @@ __all__ = [
     "MemoryTimeline",
     "ModelReport",
     "OpStats",
+    "Parallel",
+    "ParallelLayout",
     "RowSetting",
     "Style",
     "TensorSpec",
@@ -46,6 +52,7 @@ __all__ = [
     "hardware_names",
     "register_formula",
     "report_schema",
+    "simulated_cluster",
     "summary",
     "table_schema",
     "unregister_formula",

@@ -9,8 +9,10 @@ from dataclasses import replace
 from torch import nn
 
 from .memory import RunMemory
+from .parallel import original_class
 from .params import ParameterIndex, ParamCounts
 from .timeline import memory_timeline
+from ..report.parallel import ParallelLayout
 from ..report.model import LayerReport, Memory, ModelReport, OpStats
 from .timing import Measured
 from .tracking import ModuleRecord, OpTally
@@ -133,6 +135,7 @@ def build_report(
     mode: str,
     device: str,
     optimizer: str | None,
+    parallel: ParallelLayout | None = None,
 ) -> ModelReport:
     counts = [index.counts(node.index) for node in nodes]
     macs = _inclusive(nodes, [record.macs for record in records])
@@ -144,6 +147,7 @@ def build_report(
     backward_ops = _inclusive_ops(nodes, [record.backward_ops for record in records])
     memory_read = _inclusive(nodes, [record.memory_read for record in records])
     memory_write = _inclusive(nodes, [record.memory_write for record in records])
+    communication = _inclusive(nodes, [record.communication_bytes for record in records])
     output_bytes = [sum(spec.nbytes for call in record.outputs for spec in call) for record in records]
 
     shared_ids: dict[int, int] = {}
@@ -158,7 +162,7 @@ def build_report(
         layers.append(
             LayerReport(
                 name=node.name,
-                type=type(node.module).__name__,
+                type=original_class(node.module).__name__,
                 depth=node.depth,
                 parent=node.parent,
                 children=tuple(node.children),
@@ -189,6 +193,8 @@ def build_report(
                 memory_write=memory_write[node.index],
                 self_memory_read=record.memory_read,
                 self_memory_write=record.memory_write,
+                communication_bytes=communication[node.index],
+                self_communication_bytes=record.communication_bytes,
                 kernel_size=_kernel_size(node.module),
                 groups=_groups(node.module),
             )
@@ -217,6 +223,7 @@ def build_report(
         optimizer_macs=step.macs if step is not None else 0,
         optimizer_flops=step.flops if step is not None else 0,
         optimizer_uncounted=dict(step.uncounted) if step is not None else {},
+        parallel=parallel,
     )
 
 

@@ -16,6 +16,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn.parameter import is_lazy
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from .communication import transfer_of
 from .fakes import FakeConverter, lenient_result
 from ..formulas.resolve import CostModel
 from .guard import ModelState
@@ -28,6 +29,23 @@ from .traffic import Traffic, compute_dtype
 
 
 _DEVICE_OF = torch.ops.prim.device.default
+_COLLECTIVE_NAMESPACES = frozenset({"c10d", "_c10d_functional"})
+_DTENSOR: type | None
+try:
+    from torch.distributed.tensor import DTensor
+
+    _DTENSOR = DTensor
+except ImportError:  # a torch without distributed support
+    _DTENSOR = None
+
+
+def _holds_dtensor(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    for value in (*args, *kwargs.values()):
+        if type(value) is _DTENSOR:
+            return True
+        if isinstance(value, (list, tuple)) and any(type(item) is _DTENSOR for item in value):
+            return True
+    return False
 
 
 class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
@@ -60,12 +78,24 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 if param.device.type != "meta" and not is_lazy(param):
                     self.weights.add_weight(id(param), param)
         self._names: dict[OpOverload, str] = {}
+        # A sharded model (DTensor parameters): operators on DTensors are left to DTensor;
+        # ``shaping`` is set while DTensor derives an output's metadata (see parallel.py).
+        self.shaping = False
+        self.distributed = any(type(param) is _DTENSOR for param in index.parameters()) if _DTENSOR is not None else False
 
     def __torch_dispatch__(self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         self._note_reads(args)
         if kwargs:
             self._note_reads(kwargs.values())
+        if self.distributed:
+            if _holds_dtensor(args, kwargs):
+                # A DTensor operator: let DTensor run it. It comes back here as the operators on
+                # this rank's shards (and the collectives it needs), which are what this rank does.
+                return NotImplemented
+            if self.shaping:
+                # DTensor working out an output's global shape on fake tensors: not this rank's work.
+                return func(*args, **kwargs)
         if self.fakes is not None:
             args = tuple(self.fakes.value(a) for a in args)
             if kwargs:
@@ -97,6 +127,10 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if not self.tracker.in_backward and cost is not None and cost.macs:
             self.weights.after_product(func, args, cost.macs)
         self.live.after_op(func, args, kwargs, out)
+        if self.distributed and func.namespace in _COLLECTIVE_NAMESPACES:
+            transfer = transfer_of(func, args, kwargs, out)
+            if transfer is not None:
+                self.tracker.record_transfer(transfer)
         return out
 
     def _new_twin(self, real: torch.Tensor, fake: FakeTensor) -> None:

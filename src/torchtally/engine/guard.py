@@ -177,7 +177,12 @@ def _data_signature(tensor: torch.Tensor) -> tuple[Any, ...]:
     """What identifies a tensor's data: a `.data` assignment changes at least one of these
     (a fake tensor's data lives on the meta device)."""
     device = tensor.device
-    address = 0 if device.type == "meta" else tensor.data_ptr()
+    address = 0
+    if device.type != "meta" and not isinstance(tensor, FakeTensor):
+        try:
+            address = tensor.data_ptr()
+        except RuntimeError:  # a distributed tensor (DTensor): no data pointer of its own
+            pass
     return (device, tensor.dtype, tensor.shape, tensor.stride(), address)
 
 

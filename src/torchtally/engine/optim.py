@@ -11,7 +11,7 @@ import torch
 from torch._ops import OpOverload
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._mode_utils import no_dispatch
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 from ..errors import InputError
 from ..formulas.resolve import CostModel
@@ -101,7 +101,15 @@ def optimizer_step(
     factory: OptimizerFactory, params_with_grads: Iterable[tuple[torch.Tensor, torch.Tensor]], cost_model: CostModel
 ) -> StepCost:
     """Run the optimizer on fake parameters shaped like ``params_with_grads``: the cost of a
-    steady-state step (the second; the first creates the state)."""
+    steady-state step (the second; the first creates the state). Only this step's own modes
+    are active: a simulated cluster's fake mode may be around the analysis."""
+    with _disable_current_modes():
+        return _step(factory, params_with_grads, cost_model)
+
+
+def _step(
+    factory: OptimizerFactory, params_with_grads: Iterable[tuple[torch.Tensor, torch.Tensor]], cost_model: CostModel
+) -> StepCost:
     fake_mode = FakeTensorMode()
     pairs = list(params_with_grads)
     params = []

@@ -9,6 +9,7 @@ parameters of the module that holds them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,20 @@ import torch
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from .tree import ModuleNode
+
+
+def local_elements(tensor: torch.Tensor) -> int:
+    """Elements this rank holds of a parameter: a DTensor's shard (each sharded dimension
+    rounded up, as ``torch.chunk`` gives rank 0 and FSDP2 pads every rank), else all of it."""
+    spec = getattr(tensor, "_spec", None)
+    if spec is None:
+        return tensor.numel()
+    shape = list(tensor.shape)
+    for mesh_dim, placement in enumerate(spec.placements):
+        if placement.is_shard():
+            dim = placement.dim
+            shape[dim] = -(-shape[dim] // spec.mesh.size(mesh_dim))
+    return math.prod(shape)
 
 
 @dataclass
@@ -100,6 +115,10 @@ class ParameterIndex:
         # whose id it maps to (itself, or the parameter a training run stands it in for).
         self.tracked_ids: dict[int, int] = {key: key for key in self.owner}
 
+    def local_params(self) -> int:
+        """Elements of this rank's parameters (their shards under a parallel layout)."""
+        return sum(local_elements(param) for param in self.parameters())
+
     def parameters(self) -> list[torch.Tensor]:
         """Every parameter, once (packed weights excluded)."""
         return [param for held in self.held for _, param in held.params]
@@ -121,7 +140,7 @@ class ParameterIndex:
             params += n
             trainable += n if param.requires_grad else 0
             used += n if id(param) in self.read else 0
-            param_bytes += n * param.element_size()
+            param_bytes += local_elements(param) * param.element_size()  # this rank's shard under a layout
         for packed, weights in held.packed:  # packed weights cannot be trained
             n = sum(w.numel() for w in weights)
             params += n

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import inspect
 import logging
 import threading
@@ -23,12 +24,15 @@ from .fakes import FakeConverter, is_fake_limitation
 from ..errors import ForwardError, InputError, TorchtallyError, describe_module
 from ..formulas.registry import Formula, OpLike, per_call_registry
 from ..formulas.resolve import CostModel
+from .communication import COLLECTIVE_KINDS
 from .guard import ModelState
 from .memory import RunMemory, storage_bytes
 from .optim import OptimizerFactory, OptimizerSpec, optimizer_factory, optimizer_step
 from .inputs import DtypeSpec, InputPlan, InputSize, model_device, model_float_dtype
+from .parallel import describe_layout, dtensor_shaping_flagged, fake_mode_of, original_class, fsdp_groups, is_distributed, local_tensor
 from .params import ParameterIndex, has_lazy_tensors
 from ..report.model import ModelReport
+from ..report.parallel import CollectiveStats
 from .tensors import describe_specs, iter_tensors
 from .training import GradientBytes, LossFn, backward_targets, seed_gradients, stand_in_parameters
 from .tracking import Failure, ModuleTracker
@@ -42,7 +46,7 @@ RUNS = ("auto", "fake", "real")
 # global hooks, RNGs, the recursion limit) and restores it afterwards, which two runs at once
 # would interleave. A second thread's analysis waits for the first; re-entry (an analysis
 # started from inside a model's forward) is allowed.
-_ONE_AT_A_TIME = threading.RLock()
+ANALYSIS_LOCK = threading.RLock()
 
 class _NeedsRealRun(Exception):
     """A fake run hit something only real values can do; carries the reason for the report."""
@@ -136,7 +140,9 @@ def _run_once(
     index = ParameterIndex(nodes)
     state = ModelState(nodes)
     tracker = ModuleTracker(nodes)
-    fake_mode = fake_tensor.FakeTensorMode(allow_non_fake_inputs=True) if fake else None
+    # A model whose tensors are fake already (sharded in a simulated cluster) runs in their mode.
+    fake_mode = (fake_mode_of(model) or fake_tensor.FakeTensorMode(allow_non_fake_inputs=True)) if fake else None
+    sharded = any(is_distributed(param) for param in index.parameters())
     # A fake run of a meta-device model runs as if on the CPU: PyTorch picks its kernels by
     # device (fused attention, RNN and multi-head-attention fast paths exist for the CPU, not
     # for meta), so this counts what a real CPU run would execute.
@@ -158,7 +164,9 @@ def _run_once(
                     args, kwargs = plan.materialize(run_device, fakes)
             except (RuntimeError, TypeError, ValueError) as exc:
                 raise InputError(f"could not create the inputs on {device}: {exc}") from exc
-            stand_ins = stand_in_parameters(nodes, index, fakes) if training is not None else []
+            # A sharded model is a fake copy (ours, or the user's simulated one, whose `.grad`
+            # the guard resets): it trains as it is, FSDP keeping its own parameter objects.
+            stand_ins = stand_in_parameters(nodes, index, fakes) if training is not None and not sharded else []
             gradient_bytes = GradientBytes(stand_ins)
             counting = CountingMode(tracker, cost_model, index, fakes, None if fake else state)
             live = counting.live
@@ -170,6 +178,8 @@ def _run_once(
                     modes.enter_context(_silenced(fake_tensor.log))
                     modes.enter_context(fake_mode)
                 modes.enter_context(counting)
+                if sharded:
+                    modes.enter_context(dtensor_shaping_flagged(counting))
                 if training is not None:  # through the backward too: checkpointing creates nodes there
                     modes.enter_context(tracker.autograd_nodes_labelled())
                 output = model(*args, **kwargs)
@@ -186,19 +196,22 @@ def _run_once(
                     torch.autograd.backward(targets, seeds)
                     del targets, seeds
                     figures.backward_peak, figures.backward_end = live.peak, live.current
-                    grads = [(p, p.grad) for p in stand_ins if p.grad is not None]
+                    trained = index.parameters() if sharded else stand_ins
+                    # this rank's shard of each gradient (a DTensor's local tensor)
+                    grads = [(p, local_tensor(p.grad)) for p in trained if p.grad is not None]
                     figures.gradients = gradient_bytes.total(grads)
                 figures.trace = live.trace([grad for _, grad in grads] if training is not None else ())
                 del output
             if training is not None and training.optimizer is not None:
-                # Outside the run's modes: the step runs in a fake mode of its own.
-                figures.step = optimizer_step(training.optimizer, grads, cost_model)
+                # Outside the run's modes: the step runs in a fake mode of its own, on this
+                # rank's shards of the parameters.
+                figures.step = optimizer_step(training.optimizer, [(local_tensor(p), g) for p, g in grads], cost_model)
     except TorchtallyError:
         raise
     except Exception as exc:
         failure = tracker.failure_for(exc)
         node, shapes = _where(nodes, tracker, failure)
-        where = describe_module(node.name, type(node.module).__name__)
+        where = describe_module(node.name, original_class(node.module).__name__)
         found = failure is not None
         in_loss_fn = not found and not tracker.in_backward and bool(tracker.records[0].outputs)
         if in_loss_fn and training is not None and training.loss_fn is not None:
@@ -210,7 +223,7 @@ def _run_once(
             # autograd's error does not say which node failed.
             place = f" in {where}" if found else ""
             raise TorchtallyError(f"the backward pass failed{place} ({type(exc).__name__}: {exc})") from exc
-        raise ForwardError(node.name, type(node.module).__name__, shapes, f"{type(exc).__name__}: {exc}") from exc
+        raise ForwardError(node.name, original_class(node.module).__name__, shapes, f"{type(exc).__name__}: {exc}") from exc
     finally:
         if counting is not None:
             counting.live.stop()
@@ -223,13 +236,24 @@ def _run_once(
         state.restore()
     figures.measured_peak = _measured_cuda_peak(device, cuda_before)
     assert counting is not None
+    for row, gathered in fsdp_groups(nodes):
+        if tracker.records[row].calls:  # FSDP gathered them for its forward: read, through the all-gather
+            index.read.update(id(param) for param in gathered)
+    layout = describe_layout(model, nodes, index.local_params()) if sharded else None
+    if layout is not None:
+        layout = dataclasses.replace(
+            layout,
+            communication=tuple(
+                CollectiveStats(kind, *tracker.transfers[kind]) for kind in COLLECTIVE_KINDS if kind in tracker.transfers
+            ),
+        )
     routed = {}  # numel of each routed (expert) parameter -> elements one token uses on average
     for param in index.parameters():
         share = counting.weights.active_share(id(param), param.numel())
         if share is not None:
             routed[id(param)] = (param.numel(), share)
     return build_report(
-        type(model).__name__,
+        original_class(model).__name__,
         nodes,
         tracker.records,
         index,
@@ -240,6 +264,7 @@ def _run_once(
         mode=mode,
         device=str(device),
         optimizer=training.optimizer_name if training is not None else None,
+        parallel=layout,
     )
 
 
@@ -312,7 +337,7 @@ def analyze(
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    with _ONE_AT_A_TIME:
+    with ANALYSIS_LOCK:
         return _analyze(
             model, input_size, input_data, dtypes, device, mode, run, training, optimizer, loss_fn, formulas,
             timing, forward_kwargs, kwargs,
@@ -389,6 +414,9 @@ def _count(
     plan_training: TrainingPlan | None,
 ) -> ModelReport:
     """The counting run: on fake tensors unless ``run`` says real (or the fake run cannot)."""
+    no_real_run = fake_mode_of(target) is not None  # its tensors hold no values
+    if run == "real" and no_real_run:
+        raise InputError("run='real' needs real tensors; this model's are fake (made in a simulated cluster)")
     if run != "real":
         try:
             with collector_paused():
@@ -398,17 +426,18 @@ def _count(
         except _NeedsRealRun as limit:
             if run == "fake":
                 raise TorchtallyError(f"the model cannot run on fake tensors: {limit}; use run='auto' or 'real'") from limit.__cause__
-            if run_device.type == "meta":
+            if run_device.type == "meta" or no_real_run:
+                where = "on the meta device" if run_device.type == "meta" else "fake (made in a simulated cluster)"
                 raise TorchtallyError(
-                    f"the model cannot be analysed on fake tensors ({limit}) and its parameters are on the "
-                    "meta device, so a real run is impossible"
+                    f"the model cannot be analysed on fake tensors ({limit}) and its parameters are {where}, "
+                    "so a real run is impossible"
                 ) from limit.__cause__
             fallback_reason = str(limit)
         except ForwardError as failure:
             # Fake kernels are not PyTorch's real ones: some are stricter (dtype checks), some
             # tensor kinds cannot be faked (nested tensors). The real run decides: it raises the
             # same error for a genuinely wrong input, or succeeds and says so in the report.
-            if run == "fake" or run_device.type == "meta":
+            if run == "fake" or run_device.type == "meta" or no_real_run:
                 raise
             where = describe_module(failure.module_path, failure.module_type)
             fallback_reason = f"the fake run failed in {where} ({failure.reason.splitlines()[0]})"

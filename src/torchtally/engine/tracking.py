@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from ..formulas.registry import Cost
+from .communication import Transfer
 from .patching import ForwardPatches
 from ..report.specs import TensorSpec
 from .tensors import tensor_specs
@@ -84,6 +85,8 @@ class ModuleRecord:
     # Forward memory traffic: bytes the module's own operators read and wrote.
     memory_read: int = 0
     memory_write: int = 0
+    # Collectives run while it was the innermost module (forward and backward): data size.
+    communication_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class ModuleTracker:
         # does, on every recomputation), and the memory figures would count them.
         self._token = object()
         self._thread = threading.get_ident()
+        self.transfers: dict[str, tuple[int, int, int]] = {}  # collective kind -> (calls, bytes, wire bytes)
 
     def attach(self) -> None:
         self._patches.attach(self.nodes, self._tracked)
@@ -187,6 +191,13 @@ class ModuleTracker:
             return 0  # outside autograd's engine (e.g. creating the gradient of the output)
         row = node.metadata.get(_ROW, 0)
         return row if isinstance(row, int) else 0
+
+    def record_transfer(self, transfer: Transfer) -> None:
+        """A collective ran: its data size goes to the module `_row` names, and to the run's
+        totals per kind (calls, data size, bytes this rank sends)."""
+        self.records[self._row()].communication_bytes += transfer.size
+        calls, size, wire = self.transfers.get(transfer.kind, (0, 0, 0))
+        self.transfers[transfer.kind] = (calls + 1, size + transfer.size, wire + transfer.wire)
 
     def record_op(
         self, name: str, cost: Cost | None, read: int = 0, written: int = 0, dtype: str | None = None

@@ -114,7 +114,7 @@ class GradientBytes:
         if grad.layout != torch.strided:
             self._sparse[key] = tensor_bytes(grad)
 
-    def total(self, grads: list[tuple[nn.Parameter, torch.Tensor]]) -> int:
+    def total(self, grads: list[tuple[torch.Tensor, torch.Tensor]]) -> int:
         """The bytes of ``grads`` (parameter, its ``.grad``); removes the hooks."""
         for hook in self._hooks:
             hook.remove()

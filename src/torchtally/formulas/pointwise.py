@@ -92,3 +92,9 @@ formula(
         "log_sigmoid_forward", "floor_divide", "floor_divide_",
     )
 )(one_per_element)
+
+
+# Python's bitwise operator overloads (``a | b`` on tensors). They are composite and normally
+# decompose before a dispatch mode sees them; under DTensor they arrive whole. Integer and
+# boolean work: free, like the bitwise operators they stand for.
+formula(*aten_ops("__or__", "__and__", "__xor__", "__ior__", "__iand__", "__ixor__", "__lshift__", "__rshift__", "__ilshift__", "__irshift__"))(one_per_element)

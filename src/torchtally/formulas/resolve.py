@@ -1,6 +1,6 @@
 """Which formula costs an operator: per-call formulas, then the user's, then the built-in
 table, then the generic rules (a ``_foreach_`` operator costs its single-tensor form on each
-tensor; views are free, PyTorch-tagged pointwise operators cost 1
+tensor; views and collectives are free of FLOPs, PyTorch-tagged pointwise operators cost 1
 FLOP per element). An operator no rule covers is uncounted."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 from torch._ops import OpOverload
 
 from ..errors import FormulaError
+from .collectives import is_communication
 from .data_movement import is_data_movement
 from .foreach import foreach_formula, single_tensor_operator
 from .pointwise import is_pointwise, one_per_element
@@ -42,7 +43,7 @@ class CostModel:
             single = single_tensor_operator(func)
             if single is not None and self._decide_cached(single)[0] is not None:
                 chosen = foreach_formula(single, self.cost)
-            elif is_data_movement(func):
+            elif is_data_movement(func) or is_communication(func):
                 chosen = zero_cost
             elif is_pointwise(func):
                 chosen = one_per_element

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .settings import ColumnsArg, RowsArg, Style, ViewOptions
 from .specs import TensorSpec
 from .estimate import EstimateStats
+from .parallel import ParallelLayout
 from .timing import TimingStats
 
 if TYPE_CHECKING:
@@ -180,6 +181,9 @@ class LayerReport:
     # "memory", "overhead" or "network"). None without an estimate.
     estimated_time: float | None = None
     self_estimated_time: float | None = None
+    # Collectives under a parallel layout: their data size in bytes (forward and backward).
+    communication_bytes: int = 0
+    self_communication_bytes: int = 0
     bound: str | None = None
     self_bound: str | None = None
 
@@ -256,6 +260,8 @@ class LayerReport:
             "arithmetic_intensity": self.arithmetic_intensity,
             "estimated_time": self.estimated_time,
             "self_estimated_time": self.self_estimated_time,
+            "communication_bytes": self.communication_bytes,
+            "self_communication_bytes": self.self_communication_bytes,
             "bound": self.bound,
             "self_bound": self.self_bound,
         }
@@ -287,6 +293,7 @@ class ModelReport:
     active_params: int | None = None
     timing: TimingStats | None = None  # measured forward passes (``analyze(..., timing=True)``)
     estimate: EstimateStats | None = None  # estimated time on a chip (``analyze(..., hardware=...)``)
+    parallel: ParallelLayout | None = None  # the layout of the rank this report describes
     view: ViewOptions = ViewOptions()  # how `print(report)` and notebooks show it (see `with_view`)
     # The notebook cell `summary()` already showed this report in (see notebook.py).
     shown_in_cell: int | None = field(default=None, repr=False, compare=False)
@@ -551,6 +558,7 @@ class ModelReport:
             "memory": self.memory.to_dict(),
             "timing": None if self.timing is None else self.timing.to_dict(),
             "estimate": None if self.estimate is None else self.estimate.to_dict(),
+            "parallel": None if self.parallel is None else self.parallel.to_dict(),
             "unused_modules": list(self.unused_modules),
             "lazy_modules": list(self.lazy_modules),
             "uncounted_ops": self.uncounted_ops,
