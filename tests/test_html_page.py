@@ -39,9 +39,10 @@ def _small() -> nn.Module:
 # --- the timeline's data ------------------------------------------------------------------
 
 
-def test_timeline_by_hand() -> None:
+@pytest.mark.parametrize("run", ["fake", "real"])
+def test_timeline_by_hand(run: str) -> None:
     """Linear(4, 8) -> ReLU -> Linear(8, 2) on a (3, 4) float32 input, inference."""
-    report = tt.analyze(_small(), input_size=(3, 4))
+    report = tt.analyze(_small(), input_size=(3, 4), run=run)
     timeline = report.memory.timeline
     assert timeline is not None
     parameters = (4 * 8 + 8 * 2) * 4  # 192 bytes
@@ -267,6 +268,11 @@ def test_page_in_the_browser(browser: Any, resnet18: tt.ModelReport, tmp_path: P
     assert _rows(browser)[1] == "layer4"
     # The timeline's peak, as the page computed it from the timeline's points.
     assert _value(browser, "#timeline-peak") == resnet18.memory.peak
+    # The hierarchy picture by MACs instead of parameters.
+    browser.find_element("css selector", "#hierarchy button:nth-child(2)").click()
+    browser.execute_script("window.__torchtally.drawAll()")
+    assert browser.execute_script("return window.__torchtally.pending()") == 0
+    assert browser.find_elements("css selector", "#hierarchy-chart canvas")
     # Dark and back, still without errors.
     browser.find_element("css selector", "#theme").click()
     assert browser.execute_script("return document.documentElement.getAttribute('data-theme')") in ("dark", "light")
