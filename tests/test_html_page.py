@@ -369,3 +369,21 @@ def test_shared_and_unused_are_marked(browser: Any, tmp_path: Path) -> None:
     assert "unused" in spare.get_attribute("class").split() and spare.find_element("css selector", ".badge.unused").text == "unused"
     assert not browser.find_elements("css selector", '#tree tr[data-name="emb"] .badge')
 
+
+
+def test_parallel_layout_section(browser: Any, tmp_path: Path) -> None:
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64))
+    report = tt.analyze(model, (8, 64), parallel=tt.Parallel(fsdp=4), training=True, optimizer="adam")
+    assert _open(browser, report.to_html_page(), tmp_path / "parallel.html") == []
+    params = 2 * (64 * 64 + 64)  # 8,320, split over 4 FSDP ranks
+    assert _value(browser, "#total-params") == params
+    assert _value(browser, "#local-params") == params // 4
+    # Every collective of a one-group FSDP layout moves the whole model's float32 weights or
+    # gradients (the data size, as nccl-tests counts it), once per call.
+    assert report.parallel is not None
+    calls = sum(collective.calls for collective in report.parallel.communication)
+    assert calls >= 2  # at least one all-gather before the forward and one reduce-scatter after the backward
+    assert _value(browser, "#communication") == calls * params * 4
+    assert browser.find_elements("css selector", "#communication-chart canvas")
+    assert _value(browser, "#timeline-peak") == report.memory.peak
