@@ -268,7 +268,7 @@ def test_markdown_and_html(capsys: pytest.CaptureFixture[str], resnet18_report: 
     assert footer_number(out, "- Total MACs") == resnet18_report.total_macs
     code, out, _ = run_cli(capsys, "resnet18", "-f", "html", "--depth", "1")
     assert code == EXIT_OK
-    assert out == resnet18_report.to_html_page()  # the whole page (tests/test_html_page.py)
+    assert out == resnet18_report.to_html_page(depth=1)  # the whole page (tests/test_html_page.py)
     assert out.startswith("<!DOCTYPE html>") and '"params":11689512' in out
 
 

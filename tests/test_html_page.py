@@ -224,7 +224,7 @@ def _cell(browser: Any, name: str, key: str) -> int:
 
 
 def test_page_in_the_browser(browser: Any, resnet18: tt.ModelReport, tmp_path: Path) -> None:
-    assert _open(browser, resnet18.to_html_page(), tmp_path / "resnet18.html") == []
+    assert _open(browser, resnet18.to_html_page(depth=2), tmp_path / "resnet18.html") == []
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0  # fetched nothing
     assert browser.execute_script("return window.__torchtally.pending()") == 0  # every chart drawn
     # The totals: torchvision's documented parameter count; MACs by PyTorch's FlopCounterMode.
@@ -240,7 +240,8 @@ def test_page_in_the_browser(browser: Any, resnet18: tt.ModelReport, tmp_path: P
     assert _cell(browser, "layer1", "subtree_params") == 2 * (2 * 64 * 64 * 9 + 2 * 2 * 64)
     shape = browser.find_element("css selector", '#tree tr[data-name="conv1"] td[data-key="output"]').text
     assert shape == "[1, 64, 112, 112]"  # 224 / stride 2
-    # The page opens at depth 2: blocks show, their layers do not; expanding one shows them.
+    # The page opens at depth 2 (as asked): blocks show, their layers do not; expanding one
+    # shows them.
     rows = _rows(browser)
     assert "layer1.0" in rows and "layer1.0.conv1" not in rows
     browser.find_element("css selector", '#tree tr[data-name="layer1.0"] button.tg').click()
@@ -387,3 +388,20 @@ def test_parallel_layout_section(browser: Any, tmp_path: Path) -> None:
     assert _value(browser, "#communication") == calls * params * 4
     assert browser.find_elements("css selector", "#communication-chart canvas")
     assert _value(browser, "#timeline-peak") == report.memory.peak
+
+
+def test_tree_opens_at_the_reports_depth(browser: Any, resnet18: tt.ModelReport, tmp_path: Path) -> None:
+    # The report's view depth is 3 by default: resnet18's blocks' layers (depth 3) show.
+    assert _open(browser, resnet18.to_html_page(), tmp_path / "deep.html") == []
+    assert "layer1.0.conv1" in _rows(browser)
+    assert _open(browser, resnet18.with_view(depth=1).to_html_page(), tmp_path / "shallow.html") == []
+    assert _rows(browser) == ["", "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
+
+
+def test_large_trees_open_shallower(ten_thousand: tt.ModelReport, browser: Any, tmp_path: Path) -> None:
+    # 9,999 modules at depth 1: the tree opens at depth 1 and draws the first 500 rows.
+    assert _open(browser, ten_thousand.to_html_page(), tmp_path / "large.html") == []
+    rows = _rows(browser)
+    assert len(rows) == 500 and rows[:3] == ["", "0", "1"]
+    browser.find_element("css selector", "#tree button.showmore").click()
+    assert len(_rows(browser)) == 1000

@@ -37,8 +37,8 @@ def report_text(report: ModelReport, fmt: str, view: ViewOptions) -> str:
         return report.to_csv()
     if fmt == "markdown":
         return report.to_markdown(view.depth, columns=view.columns, rows=view.rows, style=view.style)
-    if fmt == "html":  # the whole page (its tree has its own depth control)
-        return report.to_html_page()
+    if fmt == "html":  # the whole page, its tree opened at --depth
+        return report.to_html_page(view.depth)
     return report.table(view.depth, columns=view.columns, rows=view.rows, style=view.style)
 
 

@@ -82,6 +82,7 @@ def page_data(report: ModelReport) -> dict[str, Any]:
                 columns[key] = values
     data: dict[str, Any] = {
         "model_type": report.model_type,
+        "depth": report.view.depth,  # the tree opens showing rows this deep (fewer for large models)
         "run": {
             "execution": report.execution,
             "mode": report.mode,
@@ -142,9 +143,12 @@ def _page(title: str, kind: str, data: Any) -> str:
     )
 
 
-def render_page(report: ModelReport) -> str:
-    """The whole page of one report."""
-    return _page(f"{report.model_type} — torchtally", "report", page_data(report))
+def render_page(report: ModelReport, depth: int | None = None) -> str:
+    """The whole page of one report; its tree opens at ``depth`` (default: the report's view)."""
+    data = page_data(report)
+    if depth is not None:
+        data["depth"] = depth
+    return _page(f"{report.model_type} — torchtally", "report", data)
 
 
 def render_compare_page(reports: Sequence[tuple[str, ModelReport]]) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .settings import ColumnsArg, RowsArg, Style, ViewOptions
+from .settings import ColumnsArg, RowsArg, Style, ViewOptions, parse_depth
 from .specs import TensorSpec
 from .estimate import EstimateStats
 from .parallel import ParallelLayout
@@ -464,18 +464,19 @@ class ModelReport:
 
         return render_html(self._table_view(depth, columns, rows, style))
 
-    def to_html_page(self) -> str:
-        """One self-contained HTML page: the totals, the module tree as an interactive table,
-        and charts of the parameters, MACs, operators and memory through the run (see
-        docs/html-report.md). Scripts and styles are inline; it fetches nothing."""
+    def to_html_page(self, depth: int | None = None) -> str:
+        """One self-contained HTML page: the totals, the module tree as an interactive table
+        (opened at ``depth``, default the report's view depth), and charts of the parameters,
+        MACs, operators and memory through the run (see docs/html-report.md). Scripts and
+        styles are inline; it fetches nothing."""
         from ..render.page import render_page
 
-        return render_page(self)
+        return render_page(self, None if depth is None else parse_depth(depth))
 
-    def save_html(self, path: str | os.PathLike[str]) -> None:
-        """Write `to_html_page()` to ``path`` (UTF-8)."""
+    def save_html(self, path: str | os.PathLike[str], depth: int | None = None) -> None:
+        """Write `to_html_page(depth)` to ``path`` (UTF-8)."""
         with open(path, "w", encoding="utf-8") as file:
-            file.write(self.to_html_page())
+            file.write(self.to_html_page(depth))
 
     def display_page(self, height: int = 900) -> Any:
         """The whole page for a notebook cell, in a frame of its own (the report's own notebook

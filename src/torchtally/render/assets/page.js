@@ -140,7 +140,14 @@
     var maxDepth = 0;
     for (i = 0; i < n; i++) if (L.depth[i] > maxDepth) maxDepth = L.depth[i];
     var expanded = new Uint8Array(n);
-    var startDepth = n <= 400 ? 2 : 1;
+    // Open at the report's depth, shallower while that would draw more than 400 rows.
+    var startDepth = typeof d.depth === "number" ? d.depth : 2, atDepth = new Uint32Array(maxDepth + 2);
+    for (i = 0; i < n; i++) atDepth[L.depth[i]]++;
+    for (var shown = 0, level = 0; level <= maxDepth; level++) {
+      shown += atDepth[level];
+      if (level >= startDepth) break;
+      if (shown + atDepth[level + 1] > 400) { startDepth = Math.max(level, 1); break; }
+    }
     for (i = 0; i < n; i++) expanded[i] = L.depth[i] < startDepth ? 1 : 0;
     var columns = treeColumns(d);
     var sortKey = null, sortDir = -1, query = "";
