@@ -269,3 +269,28 @@ def test_the_cyclic_collector_is_held_off_during_the_run_and_restored() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_fast_made_fake_tensors_are_the_constructors_own() -> None:
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+    from torch.utils._mode_utils import no_dispatch
+
+    from torchtally.engine import fakes
+
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    with no_dispatch():
+        first, second = (torch.empty_strided((4, 5), (1, 4), dtype=torch.bfloat16, device="meta") for _ in range(2))
+    fast = fakes.new_fake(mode, first, torch.device("cpu"), requires_grad=True)
+    reference = FakeTensor(mode, second, torch.device("cpu"))
+    reference.requires_grad_(True)
+    assert fakes._FAST["state"] is not None  # the fast path is the one in use on this torch
+    assert type(fast) is FakeTensor and vars(fast).keys() == vars(reference).keys()
+    assert torch._C._dispatch_keys(fast) == torch._C._dispatch_keys(reference)
+    assert (fast.shape, fast.stride(), fast.dtype, fast.device, fast.requires_grad, fast.fake_mode) == (
+        reference.shape, reference.stride(), reference.dtype, reference.device, True, mode
+    )
+    with mode:
+        product = fast @ reference.t()
+    assert type(product) is FakeTensor and product.shape == (4, 4) and product.fake_device == torch.device("cpu")
+    cuda = fakes.new_fake(mode, second, torch.device("cuda:0"))  # other devices: the constructor itself
+    assert cuda.fake_device == torch.device("cuda:0")

@@ -33,6 +33,71 @@ _FAKE_LIMITS: tuple[type[BaseException], ...] = tuple(
 )
 
 
+# FakeTensor's constructor checks and normalises its arguments in Python (~4x the cost of
+# the tensor itself); a fake run makes one for every parameter and every operator result.
+# Where the arguments are known good (a meta tensor, a CPU device), new_fake builds the same
+# object directly: the same subclass call, and the same instance state, copied from one made
+# by the real constructor. It is compared with the real constructor's result once per
+# process; any difference (another torch version) and the real constructor is used.
+_FAST: dict[str, Any] = {}  # "state": the instance state to copy, or None once found unusable
+_CPU = torch.device("cpu")
+
+
+def _fast_fake(fake_mode: FakeTensorMode, meta: torch.Tensor, device: torch.device, requires_grad: bool) -> FakeTensor:
+    fake = torch.Tensor._make_subclass(
+        FakeTensor, meta, requires_grad, dispatch_device=True, device_for_backend_keys=device
+    )
+    if not fake_mode._allow_unsafe_data_ptr_access:
+        torch._C._set_throw_on_mutable_data_ptr(fake)
+    else:
+        torch._C._set_warn_deprecated_on_mutable_data_ptr(fake)
+    state = fake.__dict__
+    state.update(_FAST["state"])
+    state["fake_mode"] = fake_mode
+    state["_fake_device"] = device
+    return fake
+
+
+def _fast_state(fake_mode: FakeTensorMode) -> dict[str, Any] | None:
+    """The instance state a fast-made fake tensor gets, if fast-made ones are identical to
+    the real constructor's (checked here, once)."""
+    with no_dispatch():
+        meta = torch.empty_strided((2, 3), (3, 1), dtype=torch.float16, device="meta")
+    reference = FakeTensor(fake_mode, meta, _CPU)
+    state = {k: v for k, v in vars(reference).items() if k not in ("fake_mode", "_fake_device")}
+    if any(v is not None for v in state.values()) or "fake_mode" not in vars(reference):
+        return None
+    _FAST["state"] = state
+    try:
+        fast = _fast_fake(fake_mode, meta, _CPU, False)
+    except Exception:  # noqa: BLE001 - any failure means: not on this torch
+        return None
+    same = (
+        type(fast) is type(reference)
+        and vars(fast).keys() == vars(reference).keys()
+        and all(vars(fast)[k] is vars(reference)[k] or vars(fast)[k] == vars(reference)[k] for k in vars(fast))
+        and torch._C._dispatch_keys(fast) == torch._C._dispatch_keys(reference)
+        and fast.device == reference.device
+        and fast.fake_device == reference.fake_device
+        and fast.requires_grad == reference.requires_grad
+    )
+    return state if same else None
+
+
+def new_fake(fake_mode: FakeTensorMode, meta: torch.Tensor, device: torch.device, requires_grad: bool = False) -> FakeTensor:
+    """``FakeTensor(fake_mode, meta, device)`` with ``requires_grad``: ``meta`` is a tensor on
+    the meta device made under no_dispatch."""
+    if device.type == "cpu" and device.index is None:
+        if "state" not in _FAST:
+            _FAST["state"] = _fast_state(fake_mode)
+        if _FAST["state"] is not None:
+            return _fast_fake(fake_mode, meta, device, requires_grad)
+    fake = FakeTensor(fake_mode, meta, device)
+    if requires_grad:
+        fake.requires_grad_(True)
+    return fake
+
+
 def is_fake_limitation(exc: BaseException) -> bool:
     """Whether ``exc`` (or an exception it was raised from) is a fake tensor lacking real
     values: the model (or a loss_fn) needs a real run, it is not wrong."""
@@ -71,9 +136,7 @@ class FakeConverter:
             with no_dispatch():
                 meta = torch.empty_strided(real.shape, real.stride(), dtype=real.dtype, device="meta")
             device = self.meta_as if real.device.type == "meta" and self.meta_as is not None else real.device
-            fake = FakeTensor(self.fake_mode, meta, device)
-            if real.requires_grad:
-                fake.requires_grad_(True)
+            fake = new_fake(self.fake_mode, meta, device, real.requires_grad)
         else:
             fake = self.fake_mode.from_tensor(real)
         self._memo[id(real)] = (real, fake)

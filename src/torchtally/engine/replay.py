@@ -24,6 +24,7 @@ from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._mode_utils import no_dispatch
 
 from . import replay_disk
+from .fakes import new_fake
 from .shapes import closed_form
 
 _FRESH = "fresh"
@@ -211,10 +212,10 @@ class ResultReplay:
         with no_dispatch():
             view = torch.empty((0,), dtype=dtype, device="meta")
             view.set_(base.untyped_storage(), offset, shape, stride)
-        return FakeTensor(self.fake_mode, view, device)
+        return new_fake(self.fake_mode, view, device)
 
     def _fresh(self, meta: tuple[Any, ...]) -> FakeTensor:
         shape, stride, dtype, device, requires_grad = meta
         with no_dispatch():
-            empty = torch.empty_strided(shape, stride, dtype=dtype, device="meta", requires_grad=requires_grad)
-        return FakeTensor(self.fake_mode, empty, device)
+            empty = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+        return new_fake(self.fake_mode, empty, device, requires_grad)
