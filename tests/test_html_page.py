@@ -405,3 +405,17 @@ def test_large_trees_open_shallower(ten_thousand: tt.ModelReport, browser: Any, 
     assert len(rows) == 500 and rows[:3] == ["", "0", "1"]
     browser.find_element("css selector", "#tree button.showmore").click()
     assert len(_rows(browser)) == 1000
+
+
+def test_the_vendored_library_ships_with_its_licences() -> None:
+    from importlib import resources
+
+    from torchtally.render.page import ECHARTS_VERSION
+
+    assets = resources.files("torchtally.render") / "assets"
+    for name in ("echarts.min.js", "echarts.LICENSE.txt", "echarts.NOTICE.txt", "zrender.LICENSE.txt", "d3.LICENSE.txt"):
+        assert (assets / name).is_file(), name
+    assert "Apache License" in (assets / "echarts.LICENSE.txt").read_text(encoding="utf-8")
+    assert f'version:"{ECHARTS_VERSION}"' in (assets / "echarts.min.js").read_text(encoding="utf-8").replace(" ", "")
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"render/assets/*"' in pyproject  # shipped as package data
