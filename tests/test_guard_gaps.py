@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import sys
 import threading
+import warnings
 from typing import Any
 
 import numpy as np
@@ -287,3 +288,271 @@ def test_global_torch_state_is_restored(run: str, grad: bool) -> None:
         torch.set_autocast_enabled("cpu", before[1])
         torch.set_autocast_dtype("cpu", before[2])
         sys.setrecursionlimit(before[3])
+
+
+# -- found by a review that tried to break the guard (each failed before its fix) -------------
+
+
+class EmptyLog:
+    """An input object holding no tensor yet: the forward fills it."""
+
+    def __init__(self) -> None:
+        self.entries: list[torch.Tensor] = []
+
+
+class FillsItsInput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, log: EmptyLog) -> torch.Tensor:
+        y = self.lin(x)
+        log.entries.append(y)
+        return y
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_an_input_without_tensors_is_copied_too(run: str) -> None:
+    log = EmptyLog()
+    tt.analyze(FillsItsInput(), input_data={"x": torch.ones(2, 4), "log": log}, run=run)
+    assert log.entries == []
+
+
+def test_an_input_that_cannot_be_copied_is_an_input_error_not_consumed() -> None:
+    class TakesAnIterator(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, xs: Any) -> torch.Tensor:
+            return self.lin(next(xs))
+
+    items = iter([torch.ones(2, 4)])
+    generator = (t for t in [torch.ones(2, 4)])
+    for given in (generator,):
+        with pytest.raises(tt.InputError, match=r"generator"):
+            tt.analyze(TakesAnIterator(), input_data={"xs": given})
+    assert next(items).shape == (2, 4)  # a list iterator copies: left unconsumed either way
+
+
+class SelfCopying:
+    def __init__(self) -> None:
+        self.x = torch.ones(2, 4)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SelfCopying:
+        return self  # "copying" hands back the same object
+
+
+class WritesInput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, batch: SelfCopying) -> torch.Tensor:
+        batch.x = self.lin(batch.x)
+        return batch.x
+
+
+def test_an_input_whose_deepcopy_returns_itself_is_rebuilt() -> None:
+    batch = SelfCopying()
+    x = batch.x
+    tt.analyze(WritesInput(), input_data={"batch": batch}, run="real")
+    assert batch.x is x and torch.equal(x, torch.ones(2, 4))
+
+
+class ClassCache(nn.Module):
+    _cache: dict[int, torch.Tensor] = {}  # shared by every instance (a rotary-embedding table)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] not in self._cache:
+            self._cache[x.shape[0]] = torch.ones_like(x)
+        return self.lin(x) * self._cache[x.shape[0]]
+
+
+def test_a_class_level_cache_is_restored() -> None:
+    ClassCache._cache.clear()
+    model = ClassCache()
+    tt.analyze(model, (2, 4))
+    assert ClassCache._cache == {}
+    assert not isinstance(model(torch.ones(2, 4)), FakeTensor)
+
+
+class HoldsOptimizer(nn.Module):
+    """Test-time adaptation: steps an optimizer it holds, in its forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.opt = torch.optim.SGD(self.lin.parameters(), lr=0.1, momentum=0.9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            loss = self.lin(x).pow(2).mean()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+        return self.lin(x)
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_an_optimizer_the_model_holds_keeps_its_state(run: str) -> None:
+    model = HoldsOptimizer()
+    tt.analyze(model, (3, 4), run=run)
+    assert dict(model.opt.state) == {}
+
+
+class HugeAttribute(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.vocabulary = [[] for _ in range(210_000)]  # more than any walk budget (was 200,000 for the whole model)
+        self.inner = Caches()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+
+def test_a_huge_attribute_does_not_starve_the_others() -> None:
+    model = HugeAttribute()
+    tt.analyze(model, (2, 4))
+    assert list(model.inner.cache) == ["kept"] and model.inner.hist == []
+    assert not isinstance(model(torch.ones(2, 4)), FakeTensor)
+
+
+class Hidden(nn.Module):
+    """Keeps a module in a dict attribute, outside the module tree."""
+
+    def __init__(self, helper: nn.Module) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.helpers = {"bn": nn.BatchNorm1d(4).train(), "inner": helper}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.helpers["inner"](self.helpers["bn"](self.lin(x)))
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_a_module_kept_outside_the_tree_is_guarded_too(run: str) -> None:
+    inner = Caches()
+    model = Hidden(inner)
+    tt.analyze(model, (2, 4), run=run)
+    assert list(inner.cache) == ["kept"] and inner.hist == []
+    assert int(model.helpers["bn"].num_batches_tracked) == 0
+
+
+class SwapsPlainData(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.mask = torch.ones(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.mask.data = torch.zeros(4)
+        self.mask.requires_grad_(True)
+        return self.lin(x) * self.mask
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_a_plain_tensor_attributes_data_and_flags_are_restored(run: str) -> None:
+    model = SwapsPlainData()
+    mask = model.mask
+    tt.analyze(model, (2, 4), run=run)
+    assert model.mask is mask and mask.device.type == "cpu" and torch.equal(mask, torch.ones(4)) and not mask.requires_grad
+
+
+class ParametrizesItself(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.nn.utils.parametrize.is_parametrized(self.lin):
+            torch.nn.utils.parametrize.register_parametrization(self.lin, "weight", nn.Identity())
+        return self.lin(x)
+
+
+def test_a_class_swapped_in_the_forward_is_swapped_back() -> None:
+    model = ParametrizesItself()
+    tt.analyze(model, (2, 4))
+    assert type(model.lin) is nn.Linear
+    assert model(torch.ones(2, 4)).shape == (2, 4)  # was KeyError: 'weight'
+
+
+def test_an_unchanged_buffer_keeps_its_version_counter() -> None:
+    # A backward built before the analysis checks the version of what it saved.
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)).eval()
+    x = torch.ones(3, 4, requires_grad=True)
+    out = model(x).sum()
+    tt.analyze(model, (3, 4), run="real")
+    out.backward()  # would raise "modified by an inplace operation"
+    assert x.grad is not None
+
+
+class LeavesModes(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.overrides.TorchFunctionMode().__enter__()  # entered, never left
+        return self.lin(x)
+
+
+def test_a_mode_the_forward_never_left_is_popped() -> None:
+    before = torch._C._len_torch_function_stack(), torch._C._len_torch_dispatch_stack()
+    with pytest.raises(tt.TorchtallyError):
+        tt.analyze(LeavesModes(), (2, 4))
+    assert (torch._C._len_torch_function_stack(), torch._C._len_torch_dispatch_stack()) == before
+
+
+class FlipsFlags(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.backends.cudnn.benchmark = not torch.backends.cudnn.benchmark
+        torch.backends.mkldnn.enabled = not torch.backends.mkldnn.enabled
+        torch.set_num_threads(1)
+        torch.set_anomaly_enabled(True)
+        warnings.simplefilter("ignore")
+        return self.lin(x)
+
+
+def test_torch_flags_threads_and_warning_filters_are_restored() -> None:
+    def state() -> tuple[Any, ...]:
+        return (torch.backends.cudnn.benchmark, torch.backends.mkldnn.enabled, torch.get_num_threads(),
+                torch.is_anomaly_enabled(), list(warnings.filters))  # fmt: skip
+
+    before = state()
+    tt.analyze(FlipsFlags(), (2, 4))
+    assert state() == before
+
+
+class ZeroesGrad(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.lin.weight.grad is not None:
+            self.lin.weight.grad.zero_()
+        return self.lin(x)
+
+
+def test_an_existing_gradient_written_in_a_real_run_is_restored() -> None:
+    model = ZeroesGrad()
+    model.lin.weight.grad = torch.ones(4, 4)
+    tt.analyze(model, (2, 4), run="real")
+    assert torch.equal(model.lin.weight.grad, torch.ones(4, 4))
+
+
+def test_an_optimizer_callable_over_other_parameters_is_refused_before_a_step() -> None:
+    model = nn.Linear(4, 4)
+    mine = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with pytest.raises(tt.InputError, match=r"new optimizer over the parameters it is given"):
+        tt.analyze(model, (2, 4), training=True, optimizer=lambda params: mine)
+    assert dict(mine.state) == {}

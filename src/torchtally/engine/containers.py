@@ -29,48 +29,77 @@ _SLOTS = frozenset({"_parameters", "_buffers", "_modules"})
 _OPAQUE = (
     str, bytes, int, float, complex, bool, type(None), type, range, slice,
     types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType,
-    torch.dtype, torch.device, torch.Size, nn.Module,
+    torch.dtype, torch.device, torch.Size,
 )  # fmt: skip
 MAX_DEPTH = 16
-MAX_VISITS = 200_000
+# Values walked from one attribute at most: a module holding a huge object graph (a dataset, a
+# vocabulary of a million entries) costs a bounded time, and does not starve its other attributes.
+MAX_VISITS = 10_000
 # The hook dicts a tensor keeps as Python attributes (``tensor.register_hook`` and friends).
 _TENSOR_HOOKS = ("_backward_hooks", "_post_accumulate_grad_hooks")
 
 
 class OwnedState:
-    """Containers, plain tensors and tensor hooks reachable from ``modules``' attributes."""
+    """Containers, plain tensors and tensor hooks reachable from ``modules``' attributes, and
+    the class-level containers of their classes (a cache shared by every instance)."""
 
-    def __init__(self, modules: Iterable[nn.Module], tensors: Iterable[torch.Tensor] = ()):
+    def __init__(self, modules: Iterable[nn.Module]):
         self._containers: list[tuple[Any, Any]] = []  # (container, its contents before)
         self._hooks: list[tuple[torch.Tensor, str, Any, Any]] = []  # (tensor, attribute, dict or None, its items)
         self.plain_tensors: list[torch.Tensor] = []  # tensors found in attributes and containers
+        self.hidden_modules: list[nn.Module] = []  # modules in containers, outside the module tree
         self._seen: set[int] = set()
+        self._hooked: set[int] = set()  # tensors whose hook dicts are watched
         self._visits = 0
-        for tensor in tensors:
-            self._tensor(tensor, plain=False)
-        for module in modules:
+        walked_classes: set[type] = set()
+        pending = list(modules)
+        self._seen.update(id(module) for module in pending)
+        while pending:
+            module = pending.pop()
+            found = len(self.hidden_modules)
             for key, value in module.__dict__.items():
                 if key not in _SLOTS:
-                    self._visit(value, 0)
+                    self._walk(value)
+            for cls in type(module).__mro__:
+                if cls in walked_classes or cls.__module__.startswith(("torch.", "builtins")):
+                    continue
+                walked_classes.add(cls)
+                for key, value in list(vars(cls).items()):
+                    if isinstance(value, (dict, list, set, collections.deque)) and not key.startswith("__"):
+                        self._walk(value)  # e.g. `class Rope: _cache = {}`, shared by every instance
+            pending.extend(self.hidden_modules[found:])  # their attributes are walked too
 
-    def _tensor(self, tensor: torch.Tensor, *, plain: bool) -> None:
-        if id(tensor) in self._seen:
+    def watch_hooks(self, tensors: Iterable[torch.Tensor]) -> None:
+        """Also restore the hook dicts of ``tensors`` (the parameters and buffers)."""
+        for tensor in tensors:
+            self._note_hooks(tensor)
+
+    def _walk(self, value: Any) -> None:
+        """Walk one attribute, with a budget of its own."""
+        self._visits = 0
+        self._visit(value, 0)
+
+    def _note_hooks(self, tensor: torch.Tensor) -> None:
+        if id(tensor) in self._hooked:
             return
-        self._seen.add(id(tensor))
-        if plain:
-            self.plain_tensors.append(tensor)
+        self._hooked.add(id(tensor))
         for name in _TENSOR_HOOKS:
             hooks = getattr(tensor, name, None)
             self._hooks.append((tensor, name, hooks, list(hooks.items()) if isinstance(hooks, dict) else None))
 
     def _visit(self, value: Any, depth: int) -> None:
-        if isinstance(value, torch.Tensor):
-            self._tensor(value, plain=not isinstance(value, nn.Parameter))
-            return
         if isinstance(value, _OPAQUE) or depth > MAX_DEPTH or self._visits >= MAX_VISITS or id(value) in self._seen:
             return
         self._seen.add(id(value))
         self._visits += 1
+        if isinstance(value, torch.Tensor):
+            if not isinstance(value, nn.Parameter):
+                self.plain_tensors.append(value)
+                self._note_hooks(value)
+            return
+        if isinstance(value, nn.Module):  # held outside the module tree: guarded like it
+            self.hidden_modules.append(value)
+            return
         children: Iterable[Any]
         if isinstance(value, dict):
             self._containers.append((value, list(value.items())))
@@ -89,6 +118,8 @@ class OwnedState:
         else:
             return
         for child in children:
+            if self._visits >= MAX_VISITS:
+                break
             self._visit(child, depth + 1)
 
     def restore(self) -> None:
@@ -106,11 +137,13 @@ class OwnedState:
 
 
 def is_plain_data(value: Any) -> bool:
-    """An object that only holds data (a dataclass instance, a namespace): its attributes are
-    the model's state like a dict's entries. Other objects are shared, not walked: their
-    state may belong to others (a lock's waiters, a logger's handlers, a dataset)."""
-    if isinstance(value, (types.SimpleNamespace, argparse.Namespace)):
-        return True
+    """An object that only holds data (a dataclass instance, a namespace, a UserDict or
+    UserList, a ChainMap, an optimizer's state): its attributes are the model's state like a
+    dict's entries. Other objects are shared, not walked: their state may belong to others (a
+    lock's waiters, a logger's handlers, a dataset)."""
+    if isinstance(value, (types.SimpleNamespace, argparse.Namespace, collections.UserDict, collections.UserList,
+                          collections.ChainMap, torch.optim.Optimizer)):  # fmt: skip
+        return isinstance(getattr(value, "__dict__", None), dict)
     return dataclasses.is_dataclass(value) and not isinstance(value, type) and isinstance(getattr(value, "__dict__", None), dict)
 
 

@@ -44,7 +44,12 @@ def _written_arguments(func: OpOverload) -> list[tuple[int, str]]:
 
 class ModelState:
     def __init__(self, nodes: list[ModuleNode]):
-        self._modules = [node.module for node in nodes]
+        tree = [node.module for node in nodes]
+        # What the module tree reaches beyond its slots: containers, plain tensors, and modules
+        # kept outside the tree (in a dict attribute), which are guarded like the tree's own.
+        self._owned = OwnedState(tree)
+        self._modules = [*tree, *self._owned.hidden_modules]
+        self._classes = [(module, type(module)) for module in self._modules]  # `module.__class__ = ...` is undone
         self._training = [module.training for module in self._modules]
         # Every module's own attributes (plain ones too: a forward that caches a tensor in
         # `self.cache`, creates a submodule, or recomputes `self.weight` in a weight-norm hook).
@@ -56,17 +61,19 @@ class ModelState:
         ]
         self._buffers = [buffer for module in self._modules for buffer in module._buffers.values() if buffer is not None]
         params = [param for module in self._modules for param in module._parameters.values() if param is not None]
-        held = [*params, *self._buffers]
+        held = list({id(t): t for t in (*params, *self._buffers, *self._owned.plain_tensors)}.values())
+        self._owned.watch_hooks(held)
         self._requires_grad = [(tensor, tensor.requires_grad) for tensor in held]
         self._grads = [(tensor, tensor.grad) for tensor in held if not is_lazy(tensor)]
         # The data each tensor holds now, by reference (no copy), to undo `tensor.data = ...`.
         self._data = [(tensor, tensor.data, _data_signature(tensor)) for tensor in held if not is_lazy(tensor)]
-        self._buffer_copies: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._owned = OwnedState(self._modules, held)
+        self._buffer_copies: list[tuple[torch.Tensor, torch.Tensor, int]] = []  # (buffer, copy, its version then)
         self._globals = GlobalState()
-        # storage address -> the parameters (and plain tensor attributes) living in it (real tensors only).
+        # storage address -> the tensors living in it that a real run's writes must not keep:
+        # parameters, plain tensor attributes and existing gradients (real tensors only).
         self._storages: dict[int, list[torch.Tensor]] = {}
-        for tensor in [*params, *self._owned.plain_tensors]:
+        grads = [grad for _, grad in self._grads if isinstance(grad, torch.Tensor)]
+        for tensor in [*params, *self._owned.plain_tensors, *grads]:
             if is_lazy(tensor) or tensor.device.type == "meta" or tensor.numel() == 0 or isinstance(tensor, FakeTensor):
                 continue
             try:
@@ -84,7 +91,7 @@ class ModelState:
             if id(buffer) in seen or is_lazy(buffer) or buffer.device.type == "meta":
                 continue
             seen.add(id(buffer))
-            self._buffer_copies.append((buffer, buffer.detach().clone()))
+            self._buffer_copies.append((buffer, buffer.detach().clone(), buffer._version))
 
     def before_write(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Called before a mutating operator runs for real: save what it is about to overwrite."""
@@ -111,6 +118,7 @@ class ModelState:
         """Put everything back. Every step runs even if an earlier one fails (the flags and the
         global state are always restored); the first failure is raised afterwards."""
         failures: list[Exception] = []
+        self._globals.drop_stray_modes()
         for step in (
             self._restore_attributes,
             self._owned.restore,
@@ -127,6 +135,9 @@ class ModelState:
             raise TorchtallyError(f"could not fully restore the model after the run: {failures[0]}") from failures[0]
 
     def _restore_attributes(self) -> None:
+        for module, cls in self._classes:
+            if type(module) is not cls:  # a parametrization registered in the forward swaps the class
+                module.__class__ = cls
         for module, before in zip(self._modules, self._attributes):
             _restore_mapping(module.__dict__, before)
         for module, slot, before in self._slots:
@@ -148,8 +159,12 @@ class ModelState:
         for saved in self._saved.values():
             for tensor, copy in saved:
                 _copy_back(tensor, copy)
-        for buffer, copy in self._buffer_copies:
-            _copy_back(buffer, copy)
+        for buffer, copy, version in self._buffer_copies:
+            # Only a changed buffer is written back: a write bumps the version counter, which a
+            # backward the user built before the analysis checks. (BatchNorm's kernel writes its
+            # statistics without bumping it: hence the comparison of values too.)
+            if buffer._version != version or not _same_values(buffer, copy):
+                _copy_back(buffer, copy)
         self._saved.clear()
         self._buffer_copies.clear()
 
@@ -160,6 +175,17 @@ class ModelState:
         for module, training in zip(self._modules, self._training):
             if module.training != training:
                 module.training = training  # by attribute: a ScriptModule keeps it outside __dict__
+
+
+def _same_values(tensor: torch.Tensor, copy: torch.Tensor) -> bool:
+    """Bit for bit (NaN included), without dispatching to the analysis's modes."""
+    with torch.no_grad():
+        if tensor.shape != copy.shape or tensor.dtype != copy.dtype:
+            return False
+        try:
+            return bool(torch.equal(tensor.detach().reshape(-1).view(torch.uint8), copy.reshape(-1).view(torch.uint8)))
+        except RuntimeError:  # a layout that cannot be viewed as bytes
+            return bool(torch.equal(tensor, copy))
 
 
 def _copy_back(tensor: torch.Tensor, copy: torch.Tensor) -> None:
@@ -187,11 +213,16 @@ def _data_signature(tensor: torch.Tensor) -> tuple[Any, ...]:
 
 
 def _restore_mapping(current: Any, before: dict[str, Any]) -> bool:
-    """Make ``current`` hold exactly ``before``'s entries (by identity); True if it changed."""
+    """Make ``current`` hold exactly ``before``'s entries (by identity, in their order); True
+    if it changed."""
     keys = list(current.keys())
-    if len(keys) == len(before) and all(key in before and current[key] is before[key] for key in keys):
+    if keys == list(before) and all(current[key] is before[key] for key in keys):
         return False
-    for key in keys:
+    if isinstance(current, dict):  # a plain mapping: rebuilt in the original order
+        current.clear()
+        current.update(before)
+        return True
+    for key in keys:  # a ScriptModule's mapping wrapper: entry by entry
         if key not in before:
             del current[key]
     for key, value in before.items():

@@ -4,8 +4,10 @@ one forward call, as fake tensors (no memory) or as real ones."""
 from __future__ import annotations
 
 import copy
-import operator
+import enum
 import itertools
+import operator
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -239,30 +241,53 @@ def _attributes_of(value: Any) -> dict[str, Any]:
     return found
 
 
+# Inputs handed over as they are: immutable, or (a module) not an input's data to copy.
+_SHARED_INPUTS = (
+    str, bytes, int, float, complex, bool, type(None), range, slice, type, enum.Enum, torch.dtype, torch.device,
+    torch.Size, types.FunctionType, types.BuiltinFunctionType, types.MethodType, nn.Module,
+)  # fmt: skip
+
+
 def _copy_with_tensors(value: Any, replace: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    """A deep copy of ``value`` whose tensors are ``replace(tensor)`` (``value`` itself when it
-    holds no tensor). Where ``deepcopy`` refuses (an object holding a lock, a file), the object
-    is rebuilt instead: shallow copies down every path that leads to a tensor, the rest shared.
-    The user's own object is never handed to the forward, which may write into it."""
-    found = _tensors_within(value)
-    if not found:
+    """A deep copy of ``value`` whose tensors are ``replace(tensor)``, also when it holds no
+    tensor yet (an empty cache the forward fills). Where ``deepcopy`` refuses (an object
+    holding a lock, a file) or returns the object itself, the object is rebuilt instead:
+    shallow copies down every path that leads to a tensor, the rest shared. The user's own
+    object is never handed to the forward, which may write into it."""
+    if isinstance(value, _SHARED_INPUTS):
         return value
-    memo: dict[int, Any] = {id(t): replace(t) for t in found}
+    memo: dict[int, Any] = {id(t): replace(t) for t in _tensors_within(value)}
     try:
-        return copy.deepcopy(value, memo)
+        copied = copy.deepcopy(value, memo)
     except Exception:  # noqa: BLE001 - any object may refuse deep copying
-        return _rebuilt(value, replace, type(value).__name__, {})
+        return _rebuilt(value, replace, type(value).__name__, {}, top=True)
+    if copied is value:  # a __deepcopy__ that returns the object itself
+        return _rebuilt(value, replace, type(value).__name__, {}, top=True)
+    return copied
 
 
-def _rebuilt(value: Any, replace: Callable[[torch.Tensor], torch.Tensor], where: str, done: dict[int, Any]) -> Any:
+def _rebuilt(
+    value: Any, replace: Callable[[torch.Tensor], torch.Tensor], where: str, done: dict[int, Any], top: bool = False
+) -> Any:
     """``value`` with its tensors replaced: containers and objects on the way to a tensor are
-    copied (shallow, then their tensor-holding parts rebuilt), everything else is shared."""
+    copied (shallow, then their tensor-holding parts rebuilt), everything else is shared. The
+    input itself (``top``) is always a copy, or an InputError when it cannot be copied."""
     if isinstance(value, torch.Tensor):
         return replace(value)
     if id(value) in done:
         return done[id(value)]
     if not _tensors_within(value):
-        return value
+        if not top:
+            return value
+        try:
+            copied = copy.copy(value)
+        except Exception as exc:  # noqa: BLE001 - reported with the object's type
+            raise InputError(
+                f"the input {where} ({type(value).__name__}) can be neither deep-copied nor copied ({type(exc).__name__}: "
+                f"{exc}); analysis never hands your own objects to the model, which may change them: pass a "
+                "copyable value (a list instead of a generator or iterator)"
+            ) from exc
+        return copied
     if type(value) is dict:
         rebuilt: dict[Any, Any] = {}
         done[id(value)] = rebuilt

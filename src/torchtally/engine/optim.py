@@ -125,6 +125,13 @@ def _step(
             optimizer = factory(params)  # inside: some optimizers (Adagrad) create their state here
             if not isinstance(optimizer, torch.optim.Optimizer):
                 raise InputError(f"the optimizer callable returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
+            ours = {id(param) for param in params}
+            if any(id(param) not in ours for group in optimizer.param_groups for param in group["params"]):
+                raise InputError(
+                    "the optimizer callable must build a new optimizer over the parameters it is given "
+                    "(e.g. functools.partial(torch.optim.SGD, lr=0.1)); it returned one over other parameters, "
+                    "which the analysis will not step"
+                )
             # The first step creates the state; the second is a steady-state step, whose
             # peak has all the state alive at once. Only the second is counted.
             optimizer.step()
