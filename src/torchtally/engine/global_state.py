@@ -130,5 +130,5 @@ class GlobalState:
             if _read(read) != value:
                 write(value)
         if warnings.filters != self._warning_filters:
-            warnings.filters[:] = self._warning_filters
+            warnings.filters[:] = self._warning_filters  # type: ignore[index]
             warnings._filters_mutated()  # type: ignore[attr-defined]
