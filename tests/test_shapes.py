@@ -182,7 +182,16 @@ def test_reductions_products_and_views_match_the_fake_kernel() -> None:
     for shape in [(2, 3), (1, 4), (4, 1), (3,)]:
         cases.append((aten.t.default, (fake(*shape),), {}))
         cases.append((aten.t.default, (fake(*shape).t() if len(shape) == 2 else fake(*shape),), {}))
+    for shapes, dim in [
+        ([(1, 8, 4, 4), (1, 16, 4, 4)], 1), ([(2, 3), (2, 5), (2, 1)], 1), ([(2, 3), (4, 3)], 0), ([(2, 3), (4, 3)], -2),
+        ([(1, 8, 1, 1), (1, 4, 1, 1)], 1), ([(2, 3), (2, 4)], 0), ([(2, 3), (3,)], 0), ([(2, 3), (0,)], 0),
+        ([(1, 2, 3)], 2), ([(3, 1), (3, 1)], 1), ([(2, 2), (2, 2)], 2),
+    ]:
+        cases.append((aten.cat.default, ([fake(*shape) for shape in shapes], dim), {}))
+    cases.append((aten.cat.default, ([fake(2, 3), fake(2, 3, dtype=torch.float64)], 0), {}))
+    cases.append((aten.cat.default, ([fake(2, 3), fake(3, 2).t()], 0), {}))
     answered, total = run_cases(iter(cases))
+    assert check(aten.cat.default, ([fake(1, 64, 56, 56), fake(1, 32, 56, 56), fake(1, 32, 56, 56)], 1))
     assert check(aten.mean.dim, (fake(1, 1280, 7, 7), [-1, -2], True))
     assert check(aten.addmm.default, (fake(1000), fake(1, 2048), fake(1000, 2048).t()))
     assert check(aten.view.default, (fake(1, 2048, 1, 1), [1, 2048])) or True  # size-1 dims: left to the kernel

@@ -100,6 +100,13 @@ def _arg_key(value: Any) -> Any:
     return _NEVER
 
 
+def _holds_tensor(value: Any) -> bool:
+    """A tensor, or a list of them (``cat``'s inputs)."""
+    if isinstance(value, torch.Tensor):
+        return True
+    return isinstance(value, (list, tuple)) and any(isinstance(item, torch.Tensor) for item in value)
+
+
 # Shared by all runs of the process: a result's metadata depends only on the key (and, for
 # Python scalars mixed with integer tensors, on the default dtype, which keys the outer dict).
 _RULES: dict[OpOverload, str] = {}
@@ -163,9 +170,7 @@ class ResultReplay:
             rule = self._rules[func] = _replay_rule(func)
         if rule is _NEVER:
             return None
-        if not any(isinstance(a, torch.Tensor) for a in args) and (
-            kwargs.get("dtype") is None or kwargs.get("device") is None
-        ):
+        if not any(_holds_tensor(a) for a in args) and (kwargs.get("dtype") is None or kwargs.get("device") is None):
             return None  # a factory left to the default dtype or device: those are not arguments
         arg_key = _arg_key(args)
         if arg_key is _NEVER:

@@ -161,6 +161,24 @@ def _binary_inplace(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return None if _broadcast(args[0], args[1]) is None else "inplace"
 
 
+def _cat(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if kwargs or not 1 <= len(args) <= 2 or not isinstance(args[0], (list, tuple)) or not args[0]:
+        return None
+    tensors, dim = args[0], args[1] if len(args) == 2 else 0
+    if type(dim) is not int or not all(_plain(t) for t in tensors) or not _same_kind(*tensors):
+        return None
+    first = tensors[0]
+    rank = first.dim()
+    if rank == 0 or not -rank <= dim < rank or any(t.dim() != rank or t.numel() == 0 for t in tensors):
+        return None
+    dim %= rank
+    if any(t.shape[:dim] != first.shape[:dim] or t.shape[dim + 1 :] != first.shape[dim + 1 :] for t in tensors):
+        return None
+    shape = list(first.shape)
+    shape[dim] = sum(t.shape[dim] for t in tensors)
+    return _fresh(shape, first)
+
+
 # --- convolution, normalization, pooling ----------------------------------------------
 
 def _convolution(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -380,6 +398,7 @@ RULES: dict[OpOverload, Rule] = {
     aten.view.default: _view,
     aten._unsafe_view.default: _view,
     aten.t.default: _t,
+    aten.cat.default: _cat,
     aten.gelu.default: _gelu,
     aten.clone.default: _clone,
     aten.hardtanh_.default: _hardtanh_inplace,
