@@ -276,3 +276,52 @@ def test_llama2_7b_fsdp64_bf16_adamw_holds_16_bytes_per_parameter_over_64_ranks(
     # gathered in bf16: everything for the forward; the 32 decoder layers (resharded after
     # their forward) again for the backward
     assert by_kind["all_gather"].bytes == 2 * (padded_elements + in_blocks)
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def test_the_command_line_analyses_one_rank_and_checks_its_budget(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from torchtally.cli import main
+
+    source = tmp_path / "stack.py"
+    source.write_text(
+        "from torch import nn\n"
+        "class Block(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__(); self.up = nn.Linear(64, 256); self.down = nn.Linear(256, 64)\n"
+        "    def forward(self, x):\n        return self.down(self.up(x).relu())\n"
+    )
+    args = [f"{source}:Block", "--input-size", "4", "64", "--tp", "2", "--tp-plan", "up=colwise", "--tp-plan", "down=rowwise"]
+    code = main([*args, "--format", "json"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    import json
+
+    data = json.loads(out)
+    assert data["parallel"]["tp"] == 2 and data["totals"]["macs"] == 4 * (64 * 256 + 256 * 64) // 2
+    main(args)
+    text, _ = capsys.readouterr()
+    assert "Parallel layout (simulated): rank 0 of 2, mesh dp=1 x fsdp=1 x tp=2" in text
+    assert "Collective all_reduce: 1 calls, 1.00 KiB of data" in text  # the 4 x 64 fp32 output of down
+    # A budget is checked against this rank's peak: one rank holds half of each weight.
+    one_rank = tt.analyze(meta_block(), (4, 64), parallel=tt.Parallel(tp=2, tp_plan={"up": "colwise", "down": "rowwise"}))
+    assert main([*args, "--max-memory", str(one_rank.memory.peak)]) == 0
+    assert main([*args, "--max-memory", str(one_rank.memory.peak - 1)]) == 3
+    capsys.readouterr()
+
+
+def meta_block() -> Block:
+    with torch.device("meta"):
+        return Block()
+
+
+def test_fsdp_x_tp_shards_each_parameter_over_both_dimensions() -> None:
+    report = tt.analyze(meta_stack(), (4, 64), training=True, parallel=tt.Parallel(fsdp=2, tp=2, tp_plan=TP_PLAN))
+    # Per block: up.weight (256, 64) colwise: 128 rows per TP rank, then 64 per FSDP rank: 64 x 64;
+    # up.bias (256): split like its rows: 64; down.weight (64, 256) rowwise: 128 columns per TP
+    # rank, then 32 rows per FSDP rank: 32 x 128; down.bias (64), replicated by TP: 32 per FSDP
+    # rank. The head (10, 64) and its bias, FSDP only: 5 rows and 5 biases.
+    block = 64 * 64 + 64 + 32 * 128 + 32
+    expected = 2 * block + 5 * 64 + 5
+    assert report.parallel is not None and report.parallel.local_params == expected
+    assert report.memory.parameters == 4 * expected and report.memory.gradients == 4 * expected

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from ..engine.parallel import Parallel
 from ..errors import ForwardError, InputError, TorchtallyError
 from ..compare import compare
 from ..estimate import estimate_time
@@ -101,7 +102,27 @@ def _analysis(options: argparse.Namespace) -> dict[str, Any]:
         settings["mode"] = options.mode
     if options.optimizer is not None:
         settings["optimizer"] = options.optimizer
+    layout = (options.fsdp, options.tp, options.dp)
+    if layout != (1, 1, 1) or options.mixed_precision is not None or options.tp_plan:
+        settings["parallel"] = Parallel(
+            fsdp=options.fsdp, tp=options.tp, dp=options.dp, reshard_after_forward=options.reshard_after_forward,
+            mixed_precision=options.mixed_precision,
+            tp_plan=_tp_plan(options.tp_plan),
+        )
     return settings
+
+
+def _tp_plan(rules: list[str] | None) -> dict[str, str] | None:
+    """``["blocks.*.up=colwise", ...]`` -> ``{"blocks.*.up": "colwise", ...}``."""
+    if not rules:
+        return None
+    plan = {}
+    for rule in rules:
+        pattern, sep, style = rule.partition("=")
+        if not sep or not pattern.strip() or not style.strip():
+            raise CLIError(f"--tp-plan: expected PATTERN=STYLE (blocks.*.up=colwise), got {rule!r}")
+        plan[pattern.strip()] = style.strip()
+    return plan
 
 
 def _budgets(options: argparse.Namespace) -> list[Budget]:

@@ -75,6 +75,18 @@ def _analysis_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mode", choices=("eval", "train", "same"), help="module mode during the run (default: eval; train with --training)")
     group.add_argument("--run", choices=("auto", "fake", "real"), default="auto",
                        help="fake tensors, real ones, or fake with a real fallback (default: auto)")
+    layout = parser.add_argument_group("parallel layout (one rank of it, simulated on this CPU)")
+    layout.add_argument("--fsdp", type=int, default=1, metavar="N", help="shard the parameters over N ranks (FSDP2)")
+    layout.add_argument("--tp", type=int, default=1, metavar="N",
+                        help="tensor parallel over N ranks (the Hugging Face model's own plan, or --tp-plan)")
+    layout.add_argument("--dp", type=int, default=1, metavar="N",
+                        help="N data-parallel replicas (with --fsdp: hybrid sharding)")
+    layout.add_argument("--tp-plan", action="append", metavar="PATTERN=STYLE",
+                        help="a tensor-parallel rule: blocks.*.up=colwise (colwise, rowwise, colwise_gather_output, "
+                             "embedding_rowwise, sequence_parallel); repeat for several")
+    layout.add_argument("--mixed-precision", choices=("bf16", "fp16"), help="FSDP gathers parameters in this dtype")
+    layout.add_argument("--reshard-after-forward", action=argparse.BooleanOptionalAction, default=True,
+                        help="FSDP frees each block's gathered parameters after its forward (default: yes)")
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:

@@ -28,8 +28,8 @@ def local_elements(tensor: torch.Tensor) -> int:
         return tensor.numel()
     shape = list(tensor.shape)
     for mesh_dim, placement in enumerate(spec.placements):
-        if placement.is_shard():
-            dim = placement.dim
+        dim = getattr(placement, "dim", None)  # Shard and FSDP x TP's _StridedShard; Replicate and Partial have none
+        if isinstance(dim, int):
             shape[dim] = -(-shape[dim] // spec.mesh.size(mesh_dim))
     return math.prod(shape)
 

@@ -125,4 +125,5 @@ COLUMNS: dict[Column, ColumnSpec] = {
         lambda row, layer, report: _time(row.amounts.estimated_time, report.estimate is not None),
     ),
     Column.BOUND: ColumnSpec("Bound", False, lambda row, layer, report: _bound(row, layer)),
+    Column.COMMUNICATION: ColumnSpec("Comm", True, lambda row, layer, report: _bytes(row.amounts.communication_bytes)),
 }

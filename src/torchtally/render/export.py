@@ -19,7 +19,7 @@ LAYER_COLUMNS = (
     "self_macs", "self_flops", "backward_macs", "backward_flops", "self_backward_macs", "self_backward_flops",
     "output_bytes", "memory_read", "memory_write", "self_memory_read", "self_memory_write", "kernel_size",
     "groups", "time", "self_time", "arithmetic_intensity", "estimated_time", "self_estimated_time", "bound",
-    "self_bound", "lazy", "unused",
+    "self_bound", "communication_bytes", "self_communication_bytes", "lazy", "unused",
 )
 
 

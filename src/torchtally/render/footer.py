@@ -99,6 +99,30 @@ def _timing_lines(report: ModelReport) -> list[str]:
     ]
 
 
+def parallel_lines(report: ModelReport) -> list[str]:
+    """The layout of the rank the report describes, its share of the parameters, and the
+    bytes its collectives moved (the memory and compute lines above are this rank's)."""
+    layout = report.parallel
+    if layout is None:
+        return []
+    mesh = " x ".join(f"{name}={size}" for name, size in zip(layout.mesh_dims, layout.mesh_shape))
+    fsdp = ""
+    if layout.reshard_after_forward is not None:
+        fsdp = f"; FSDP {'reshards' if layout.reshard_after_forward else 'keeps'} its blocks' parameters after their forward"
+    precision = f"; mixed precision {layout.mixed_precision}" if layout.mixed_precision else ""
+    lines = [
+        f"Parallel layout (simulated): rank {layout.rank} of {layout.world_size}, mesh {mesh}{fsdp}{precision}; "
+        "figures are this rank's, parameter counts the whole model's",
+        f"This rank's parameter shards: {with_commas(layout.local_params)} elements (FSDP's padding included)",
+    ]
+    for collective in layout.communication:
+        lines.append(
+            f"Collective {collective.kind}: {collective.calls} calls, {binary_bytes(collective.bytes)} of data, "
+            f"{binary_bytes(collective.wire_bytes)} sent by this rank (ring)"
+        )
+    return lines
+
+
 def _percent(value: float | None) -> str:
     return "--" if value is None else f"{100 * value:.1f}%"
 
@@ -157,7 +181,7 @@ def _run_lines(report: ModelReport) -> list[str]:
 def tree_footer(report: ModelReport) -> list[list[str]]:
     """torchtally's footer, as one section."""
     lines = _param_lines(report) + truth_lines(report) + _compute_lines(report) + _memory_lines(report)
-    return [lines + _timing_lines(report) + estimate_lines(report) + _run_lines(report)]
+    return [lines + _timing_lines(report) + estimate_lines(report) + parallel_lines(report) + _run_lines(report)]
 
 
 def _mb(value: int) -> str:
@@ -181,5 +205,8 @@ def flat_footer(report: ModelReport) -> list[list[str]]:
     pass size is its convention, twice the activations: each output and its gradient), then
     the figures it lacks."""
     peak = [f"Peak memory (estimated from tensor lifetimes): {binary_bytes(report.memory.peak)}"]
-    extra = truth_lines(report) + _compute_lines(report) + peak + _timing_lines(report) + estimate_lines(report) + _run_lines(report)
+    extra = (
+        truth_lines(report) + _compute_lines(report) + peak + _timing_lines(report) + estimate_lines(report)
+        + parallel_lines(report) + _run_lines(report)
+    )
     return [_param_lines(report), size_lines(report), extra]

@@ -60,7 +60,7 @@ class _Labels:
 
 
 def table_view(report: ModelReport, options: ViewOptions) -> TableView:
-    columns = options.columns_for(report.training, report.timing is not None, report.estimate is not None)
+    columns = options.columns_for(report.training, report.timing is not None, report.estimate is not None, report.parallel is not None)
     specs = [COLUMNS[column] for column in columns]
     rows = build_rows(report, options)
     labels = _Labels(report, options)

@@ -17,12 +17,12 @@ from ..report.settings import Column, RowSetting, Style, ViewOptions
 # The quantities that add up over rows, in the order of `Amounts`' fields.
 SUMMED = (
     "params", "trainable_params", "macs", "flops", "backward_macs", "backward_flops",
-    "activation_bytes", "memory_read", "memory_write", "time", "estimated_time",
+    "activation_bytes", "memory_read", "memory_write", "time", "estimated_time", "communication_bytes",
 )
 
 
 # What a module did itself, whatever the columns: its weights and its operators' work.
-_WORK = frozenset({"params", "macs", "flops", "backward_macs", "backward_flops", "memory_read", "memory_write"})
+_WORK = frozenset({"params", "macs", "flops", "backward_macs", "backward_flops", "memory_read", "memory_write", "communication_bytes"})
 # The summed quantity behind each column that shows one.
 _QUANTITY_OF = {
     Column.PARAMS: "params", Column.PARAMS_PERCENT: "params", Column.TRAINABLE: "trainable_params",
@@ -31,6 +31,7 @@ _QUANTITY_OF = {
     Column.ACTIVATION_BYTES: "activation_bytes", Column.MEMORY_READ: "memory_read",
     Column.MEMORY_WRITE: "memory_write", Column.TIME: "time", Column.TIME_PERCENT: "time",
     Column.ESTIMATED_TIME: "estimated_time", Column.BOUND: "estimated_time",
+    Column.COMMUNICATION: "communication_bytes",
 }
 
 
@@ -49,6 +50,7 @@ class Amounts:
     memory_write: int = 0
     time: float = 0.0  # measured seconds per forward pass (0 when not timed)
     estimated_time: float = 0.0  # estimated seconds per forward pass (0 without an estimate)
+    communication_bytes: int = 0  # data size of the collectives it ran (a parallel layout's rank)
 
     @classmethod
     def own(cls, layer: LayerReport) -> Amounts:
@@ -56,7 +58,7 @@ class Amounts:
             layer.params, layer.trainable_params, layer.self_macs, layer.self_flops,
             layer.self_backward_macs, layer.self_backward_flops,
             layer.output_bytes if layer.is_leaf else 0, layer.self_memory_read, layer.self_memory_write,
-            layer.self_time or 0.0, layer.self_estimated_time or 0.0,
+            layer.self_time or 0.0, layer.self_estimated_time or 0.0, layer.self_communication_bytes,
         )
 
     def __add__(self, other: Amounts) -> Amounts:
@@ -139,7 +141,7 @@ class _Builder:
         # What makes a row worth showing: the summed quantities the table shows (an
         # Identity's activation bytes only matter when activations are a column; hiding it
         # then would break that column's sum).
-        columns = options.columns_for(report.training, report.timing is not None, report.estimate is not None)
+        columns = options.columns_for(report.training, report.timing is not None, report.estimate is not None, report.parallel is not None)
         self.shown = frozenset(name for column, name in _QUANTITY_OF.items() if column in columns)
 
     def row(self, indices: tuple[int, ...]) -> Row:

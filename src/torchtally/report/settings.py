@@ -36,6 +36,7 @@ class Column(str, Enum):
     TIME_PERCENT = "time_percent"  # share of the timed forward pass
     ESTIMATED_TIME = "estimated_time"  # estimated on a chip, per forward pass (analyze(..., hardware=...))
     BOUND = "bound"  # what limits the estimated time: compute, memory, overhead or network
+    COMMUNICATION = "communication"  # data size of the collectives a module ran (a parallel layout's rank)
 
 
 class RowSetting(str, Enum):
@@ -57,6 +58,7 @@ FLAT_COLUMNS = (Column.OUTPUT_SHAPE, Column.PARAMS)
 TRAINING_COLUMNS = (Column.BACKWARD_MACS, Column.BACKWARD_FLOPS)  # added to the defaults for training reports
 TIMING_COLUMNS = (Column.TIME, Column.TIME_PERCENT)  # added to the defaults for timed reports
 ESTIMATE_COLUMNS = (Column.ESTIMATED_TIME, Column.BOUND)  # added to the defaults for estimated reports
+PARALLEL_COLUMNS = (Column.COMMUNICATION,)  # added to the defaults for reports of a parallel layout's rank
 
 _E = TypeVar("_E", bound=Enum)
 ColumnsArg = Union[Iterable[Union[Column, str]], Column, str, None]
@@ -114,7 +116,7 @@ class ViewOptions:
             style=parse_one(Style, style, "style"),
         )
 
-    def columns_for(self, training: bool, timed: bool, estimated: bool = False) -> tuple[Column, ...]:
+    def columns_for(self, training: bool, timed: bool, estimated: bool = False, parallel: bool = False) -> tuple[Column, ...]:
         """The columns asked for, else the style's defaults: the tree adds backward and time
         columns to reports that have them; the flat style keeps torchsummary's two."""
         if self.columns is not None:
@@ -123,5 +125,5 @@ class ViewOptions:
             return FLAT_COLUMNS
         return (
             TREE_COLUMNS + (TRAINING_COLUMNS if training else ()) + (TIMING_COLUMNS if timed else ())
-            + (ESTIMATE_COLUMNS if estimated else ())
+            + (ESTIMATE_COLUMNS if estimated else ()) + (PARALLEL_COLUMNS if parallel else ())
         )
