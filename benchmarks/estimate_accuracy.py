@@ -4,15 +4,19 @@ estimated on the calibrated machine at hand (`tt.calibrate()`) and measured
 
     .venv/bin/python benchmarks/estimate_accuracy.py [--repeats 10] [--hardware h100-sxm]
 
-Prints, per model, the estimated and measured latency and their ratio; then, over the
+Prints, per model, the estimated latency and the measured median (and fastest) pass and
+their ratios; then, over the
 layers that took more than 1% of their model's measured time, the median of
 |estimate / measured - 1| of their own times. Targets (issue 14): the whole model within
-20% for 8 of 10 models, the per-layer median error under 30%. With ``--hardware`` the
+20% for 8 of 10 models, the per-layer median error under 30%. On a machine shared with
+other work the fastest pass is the fairer comparison (calibration takes the fastest runs
+too); the median is the target's. With ``--hardware`` the
 estimate uses that catalog entry instead (meaningful on that chip only)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -22,6 +26,7 @@ import torchvision
 from torch import nn
 
 import torchtally as tt
+from torchtally.estimate.calibrate import measure
 
 
 def _gpt(layers: int, width: int, heads: int, vocab: int) -> nn.Module:
@@ -73,6 +78,22 @@ MODELS: list[tuple[str, Callable[[], nn.Module], dict[str, object]]] = [
 ]
 
 
+def _mean(first: tt.Hardware, second: tt.Hardware) -> tt.Hardware:
+    """The figures of two calibrations averaged (rates harmonically: the mean of the times)."""
+
+    def rate(a: float, b: float) -> float:
+        return 2 / (1 / a + 1 / b)
+
+    return dataclasses.replace(
+        first,
+        peak_flops={name: rate(first.peak_flops[name], second.peak_flops[name]) for name in first.peak_flops},
+        vector_flops={name: rate(first.vector_flops[name], second.vector_flops[name]) for name in first.vector_flops},
+        memory_bandwidth=rate(first.memory_bandwidth, second.memory_bandwidth),
+        call_overhead=(first.call_overhead + second.call_overhead) / 2,
+        view_overhead=(first.view_overhead + second.view_overhead) / 2,
+    )
+
+
 def _layer_errors(report: tt.ModelReport) -> list[float]:
     """|estimate / measured - 1| of the own time of every layer above 1% of the measured pass."""
     assert report.timing is not None
@@ -90,7 +111,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--hardware", help="a catalog entry instead of calibrating this machine")
+    parser.add_argument("--threads", type=int, help="torch threads for calibration and runs (default: torch's)")
+    parser.add_argument("--only", help="comma-separated model names (default: all)")
+    parser.add_argument("--once", action="store_true",
+                        help="calibrate once at the start (default: before and after each model, averaged, as a "
+                             "shared machine's load changes)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     started = time.perf_counter()
     chip = tt.hardware(args.hardware) if args.hardware else tt.calibrate()
@@ -100,25 +128,36 @@ def main() -> None:
     print(f"  matrix GFLOP/s: {peaks}; memory {chip.memory_bandwidth / 1e9:.1f} GB/s; "
           f"call {chip.call_overhead * 1e6:.2f} µs, view {chip.view_overhead * 1e6:.2f} µs")
     options = tt.TimingOptions(warmup=args.warmup, repeats=args.repeats)
-    header = f"{'model':<24} {'estimated':>10} {'measured':>10} {'est/meas':>9} {'bound':>9} {'layers>1%':>9} {'layer median err':>17}"
+    header = (
+        f"{'model':<24} {'estimated':>10} {'median':>10} {'fastest':>10} {'est/median':>10} {'est/fastest':>11} "
+        f"{'bound':>9} {'layers>1%':>9} {'layer median err':>17}"
+    )
     print(header)
     print("-" * len(header))
-    within, ratios, all_errors = 0, [], []
-    for name, build, arguments in MODELS:
+    within, within_fastest, ratios, all_errors = 0, 0, [], []
+    chosen = [entry for entry in MODELS if not args.only or entry[0] in args.only.split(",")]
+    for name, build, arguments in chosen:
         model = build().eval()
-        report = tt.analyze(model, **arguments, timing=options, hardware=chip)  # type: ignore[arg-type]
+        if args.hardware or args.once:
+            report = tt.analyze(model, **arguments, timing=options, hardware=chip)  # type: ignore[arg-type]
+        else:  # the machine as it was around this model's run: measured before and after
+            before = measure(torch.device("cpu"))
+            report = tt.analyze(model, **arguments, timing=options)  # type: ignore[arg-type]
+            report = tt.estimate_time(report, _mean(before, measure(torch.device("cpu"))))
         assert report.estimate is not None and report.timing is not None
-        estimated, measured = report.estimate.latency, report.timing.latency_median
+        estimated, measured, fastest = report.estimate.latency, report.timing.latency_median, report.timing.latency_min
         ratio = estimated / measured
         ratios.append(ratio)
         within += abs(ratio - 1) <= 0.2
+        within_fastest += abs(estimated / fastest - 1) <= 0.2
         errors = _layer_errors(report)
         all_errors += errors
         median = f"{100 * statistics.median(errors):.0f}%" if errors else "--"
-        print(f"{name:<24} {estimated * 1e3:>7.2f} ms {measured * 1e3:>7.2f} ms {ratio:>9.2f} "
-              f"{report.layers[0].bound or '--':>9} {len(errors):>9} {median:>17}")
+        print(f"{name:<24} {estimated * 1e3:>7.2f} ms {measured * 1e3:>7.2f} ms {fastest * 1e3:>7.2f} ms {ratio:>10.2f} "
+              f"{estimated / fastest:>11.2f} {report.layers[0].bound or '--':>9} {len(errors):>9} {median:>17}")
     print("-" * len(header))
-    print(f"whole model within 20%: {within} of {len(MODELS)} (target: 8 of 10); "
+    print(f"whole model within 20% of the median: {within} of {len(chosen)} (target: 8 of 10), "
+          f"of the fastest pass: {within_fastest} of {len(chosen)}; "
           f"ratio median {statistics.median(ratios):.2f}, range {min(ratios):.2f}-{max(ratios):.2f}")
     if all_errors:
         print(f"per-layer error (own time, layers above 1% of the pass; {len(all_errors)} layers): "

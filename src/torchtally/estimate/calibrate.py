@@ -1,13 +1,16 @@
 """`calibrate()`: measure the machine at hand (this CPU, or a CUDA device) and describe it as
 a `Hardware`, so an estimate can be checked against a measurement on the same machine.
 
-What is measured, each as the median of repeated runs after a warm-up:
+What is measured, each as a sustained rate: calls repeated for a fixed stretch of time
+after a warm-up, total work over total time (on a machine shared with other work, that is
+the share a model's pass gets too, where the fastest single run would not be):
 - matrix FLOP/s per dtype: ``torch.mm`` over a few square sizes and two convolutions (a
   3x3 and a 1x1, as CNNs have them); the peak is the median of those rates, what a model's
   mix of shapes reaches rather than the best shape's record;
 - vector FLOP/s per dtype: a fused multiply-add (``addcmul``) on a tensor that fits in cache;
-- memory bandwidth: a copy and a STREAM-style triad (``a = b + s * c``) on arrays far larger
-  than the caches, counting the bytes read and written; the mean of the two;
+- memory bandwidth: a copy and a STREAM-style triad (``b + s * c``) on arrays larger than
+  most caches, each result a new tensor as in a model, counting the bytes read and
+  written; the mean of the two;
 - the cost of one operator call: an add of one-element tensors (nearly all overhead), and of
   one view (``x.view(-1)``), which moves nothing.
 
@@ -31,8 +34,8 @@ _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class _Clock:
-    """Seconds per call of ``fn``: runs it until ``budget`` seconds passed (at least
-    ``least`` times), in batches, and takes the median batch."""
+    """Seconds per call of ``fn``, sustained: runs it in batches until ``budget`` seconds
+    passed (at least 3 batches); total time over total calls."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -50,15 +53,15 @@ class _Clock:
             fn()
             self._sync()
             return time.perf_counter() - start
-        samples: list[float] = []
-        deadline = time.perf_counter() + budget
-        while len(samples) < 3 or (time.perf_counter() < deadline and len(samples) < 200):
-            start = time.perf_counter()
+        batches = 0
+        start = time.perf_counter()
+        deadline = start + budget
+        while batches < 3 or time.perf_counter() < deadline:
             for _ in range(batch):
                 fn()
             self._sync()
-            samples.append((time.perf_counter() - start) / batch)
-        return statistics.median(samples)
+            batches += 1
+        return (time.perf_counter() - start) / (batches * batch)
 
 
 def _matrix_rates(clock: _Clock, dtype: torch.dtype, quick: bool, budget: float) -> list[float]:
@@ -92,20 +95,41 @@ def _vector_rate(clock: _Clock, dtype: torch.dtype, budget: float) -> float:
 
 
 def _bandwidth(clock: _Clock, quick: bool, budget: float) -> float:
-    n = (16 if quick else 32) * 2**20  # float32 elements: 64 or 128 MiB per array, far beyond the caches
-    a = torch.empty(n, device=clock.device)
+    """Copy and triad with a new tensor for each result, as a model's operators make them
+    (on a CPU, fresh memory costs page faults: twice the time of rewriting a buffer and
+    more, which a model pays on every activation)."""
+    n = 2 * 2**20  # float32 elements: 8 MiB per array, an activation's size (larger than L2 caches)
     b = torch.rand(n, device=clock.device)
     c = torch.rand(n, device=clock.device)
-    copy = 2 * 4 * n / clock.per_call(lambda: a.copy_(b), budget)  # read b, write a
-    triad = 3 * 4 * n / clock.per_call(lambda: torch.add(b, c, alpha=3.0, out=a), budget)  # read b, c; write a
+    copy = 2 * 4 * n / clock.per_call(b.clone, budget)  # read b, write the copy
+    triad = 3 * 4 * n / clock.per_call(functools.partial(torch.add, b, c, alpha=3.0), budget)  # read b, c; write
     return (copy + triad) / 2
 
 
 def _call_costs(clock: _Clock, budget: float) -> tuple[float, float]:
-    x = torch.ones(1, device=clock.device)
-    y = torch.ones(1, device=clock.device)
-    work = clock.per_call(lambda: torch.add(x, y), budget, batch=100)
-    view = clock.per_call(lambda: x.view(-1), budget, batch=100)
+    """The fixed cost of an operator call: the median over common kinds of operator on
+    tensors so small that their work is nothing (an add, a matmul, a softmax, a layer norm,
+    a convolution, a depthwise one, a batch norm: their fixed costs differ several-fold);
+    and of a view."""
+    device = clock.device
+    functional = torch.nn.functional
+    x = torch.ones(1, device=device)
+    a = torch.ones(1, 1, device=device)
+    image = torch.ones(1, 4, 2, 2, device=device)
+    kernel = torch.ones(4, 4, 1, 1, device=device)
+    depthwise = torch.ones(4, 1, 3, 3, device=device)
+    channels = torch.ones(4, device=device)
+    kinds: list[Callable[[], object]] = [
+        functools.partial(torch.add, x, x),
+        functools.partial(torch.mm, a, a),
+        functools.partial(torch.softmax, a, -1),
+        functools.partial(functional.layer_norm, a, (1,)),
+        functools.partial(functional.conv2d, image, kernel),
+        functools.partial(functional.conv2d, image, depthwise, padding=1, groups=4),
+        functools.partial(functional.batch_norm, image, channels, channels, channels, channels),
+    ]
+    work = statistics.median(clock.per_call(kind, budget / 4, batch=20) for kind in kinds)
+    view = clock.per_call(functools.partial(x.view, -1), budget / 4, batch=100)
     return work, view
 
 
@@ -127,13 +151,18 @@ def _device(device: str | torch.device | None) -> torch.device:
 
 def calibrate(device: str | torch.device | None = None, *, quick: bool = False) -> Hardware:
     """Measure this machine (the first CUDA device when there is one, else the CPU) and
-    return its figures as a `Hardware` named ``"local (<device>)"``. Takes about 10 s (1-2 s
+    return its figures as a `Hardware` named ``"local (<device>)"``. Takes about 10 s (2-3 s
     with ``quick=True``, coarser); the result is kept for the rest of the process."""
     where = _device(device)
     key = (str(where), quick)
     cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
+    if cached is None:
+        cached = _CACHE[key] = measure(where, quick)
+    return cached
+
+
+def measure(where: torch.device, quick: bool = False) -> Hardware:
+    """`calibrate` without the cache: measures again (the load of a shared machine changes)."""
     clock = _Clock(where)
     budget = 0.05 if quick else 0.25
     with torch.no_grad():
@@ -156,7 +185,6 @@ def calibrate(device: str | torch.device | None = None, *, quick: bool = False) 
         view_overhead=view,
         source="calibrated",
     )
-    _CACHE[key] = found
     return found
 
 
