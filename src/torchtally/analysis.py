@@ -3,6 +3,7 @@ DESIGN.md: the top level composes the layers; the engine never imports estimate/
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,7 +65,10 @@ def analyze_parallel(model: nn.Module, input_size: InputSize | None, plan: Paral
         raise InputError("timing=True measures real passes on this machine; a simulated parallel layout has none")
     if options.get("device") not in (None, "cpu", "meta"):
         raise InputError("parallel= simulates the ranks on this CPU: leave device= unset")
-    with engine.ANALYSIS_LOCK, simulated_cluster(plan.world_size, rank=plan.rank) as cluster:
+    with engine.ANALYSIS_LOCK, simulated_cluster(plan.world_size, rank=plan.rank) as cluster, warnings.catch_warnings():
+        # FSDP2 warns about every model whose output is a view (most Hugging Face models): about
+        # in-place edits of it after the forward, which the analysis never makes.
+        warnings.filterwarnings("ignore", message="FSDP2-wrapped module", category=UserWarning)
         sharded = cluster.shard(model, plan)
         return engine.analyze(sharded, input_size, **{**options, "device": None})
 
