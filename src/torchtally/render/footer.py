@@ -4,7 +4,7 @@ torchtally's full footer; the flat style starts with torchsummary's size footer.
 from __future__ import annotations
 
 from ..report.model import ModelReport
-from .units import binary_bytes, decimal, shape_text, with_commas
+from .units import binary_bytes, decimal, seconds_text, shape_text, with_commas
 
 MB = 2**20  # torchsummary's "MB"
 
@@ -133,19 +133,19 @@ def estimate_lines(report: ModelReport) -> list[str]:
     if found is None:
         return []
     chip = found.hardware
-    split = ", ".join(f"{bound} {_seconds(seconds)}" for bound, seconds in found.by_bound.items() if seconds > 0)
+    split = ", ".join(f"{bound} {seconds_text(seconds)}" for bound, seconds in found.by_bound.items() if seconds > 0)
     speed = f" ({found.throughput:,.1f} samples/s)" if found.throughput is not None else ""
     lines = [
         f"Estimated time on {chip['name']} ({chip['source']} figures, roofline per operator): "
-        f"forward {_seconds(found.latency)}{speed}; {split or 'no work'}; "
+        f"forward {seconds_text(found.latency)}{speed}; {split or 'no work'}; "
         f"model FLOPs utilization {_percent(found.model_flops_utilization)}"
     ]
     if found.step is not None:
-        optimizer = "" if found.optimizer_step is None else f", optimizer step {_seconds(found.optimizer_step)}"
-        lines.append(f"Estimated training step: {_seconds(found.step)} (backward {_seconds(found.backward or 0.0)}{optimizer})")
+        optimizer = "" if found.optimizer_step is None else f", optimizer step {seconds_text(found.optimizer_step)}"
+        lines.append(f"Estimated training step: {seconds_text(found.step)} (backward {seconds_text(found.backward or 0.0)}{optimizer})")
     if found.measured_latency is not None:
         lines.append(
-            f"Measured forward here: {_seconds(found.measured_latency)} "
+            f"Measured forward here: {seconds_text(found.measured_latency)} "
             f"(estimate / measured = {found.latency / found.measured_latency:.2f}; "
             f"MFU against {chip['name']}'s peak {_percent(found.measured_mfu)})"
         )
