@@ -325,3 +325,17 @@ def test_fsdp_x_tp_shards_each_parameter_over_both_dimensions() -> None:
     expected = 2 * block + 5 * 64 + 5
     assert report.parallel is not None and report.parallel.local_params == expected
     assert report.memory.parameters == 4 * expected and report.memory.gradients == 4 * expected
+
+
+def test_plain_data_parallel_holds_everything_on_every_rank() -> None:
+    # ZeRO's baseline row: (2 + 2 + K) x psi on every rank, no sharding. Here float32
+    # parameters and gradients and AdamW's two moments: 16 bytes per parameter (+ a 4-byte
+    # step per tensor); gradients all-reduced across the 4 replicas (float32, the whole model).
+    report = tt.analyze(meta_stack(), (4, 64), training=True, optimizer="adamw", parallel=tt.Parallel(dp=4))
+    model = Stack()
+    psi = sum(p.numel() for p in model.parameters())
+    memory = report.memory
+    assert report.parallel is not None and report.parallel.local_params == psi
+    assert memory.parameters + memory.gradients + (memory.optimizer_state or 0) == 16 * psi + 4 * len(list(model.parameters()))
+    reduced = next(c for c in report.parallel.communication if c.kind == "all_reduce")
+    assert reduced.bytes == 4 * psi
