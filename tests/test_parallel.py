@@ -339,3 +339,8 @@ def test_plain_data_parallel_holds_everything_on_every_rank() -> None:
     assert memory.parameters + memory.gradients + (memory.optimizer_state or 0) == 16 * psi + 4 * len(list(model.parameters()))
     reduced = next(c for c in report.parallel.communication if c.kind == "all_reduce")
     assert reduced.bytes == 4 * psi
+
+
+def test_blocks_that_name_no_module_class_are_refused() -> None:
+    with pytest.raises(tt.InputError, match=r"blocks=\['Layer'\] names no module class of Stack"):
+        tt.analyze(meta_stack(), (4, 64), parallel=tt.Parallel(fsdp=2, blocks=["Layer"]))

@@ -116,9 +116,6 @@ class Cluster:
         return apply_plan(fake_copy(model, self.fake_mode), plan, self)
 
 
-_ACTIVE: list[Cluster] = []
-
-
 @contextlib.contextmanager
 def simulated_cluster(world_size: int, *, rank: int = 0) -> Iterator[Cluster]:
     """A simulated cluster of ``world_size`` ranks, this process being ``rank``: PyTorch's fake
@@ -142,12 +139,9 @@ def simulated_cluster(world_size: int, *, rank: int = 0) -> Iterator[Cluster]:
     from torch.testing._internal.distributed.fake_pg import FakeStore
 
     dist.init_process_group("fake", store=FakeStore(), rank=rank, world_size=world_size)
-    cluster = Cluster(world_size, rank, FakeTensorMode(allow_non_fake_inputs=True))
-    _ACTIVE.append(cluster)
     try:
-        yield cluster
+        yield Cluster(world_size, rank, FakeTensorMode(allow_non_fake_inputs=True))
     finally:
-        _ACTIVE.remove(cluster)
         dist.destroy_process_group()
 
 
@@ -268,9 +262,11 @@ def apply_plan(model: nn.Module, plan: Parallel, cluster: Cluster) -> nn.Module:
         if plan.mixed_precision is not None:
             policy = MixedPrecisionPolicy(param_dtype=MIXED_PRECISION[plan.mixed_precision], reduce_dtype=torch.float32)
         blocks = set(plan.blocks) if plan.blocks is not None else set(getattr(model, "_no_split_modules", None) or ())
-        for module in list(model.modules())[1:]:
-            if type(module).__name__ in blocks:
-                fully_shard(module, mesh=shard_mesh, mp_policy=policy, reshard_after_forward=plan.reshard_after_forward)
+        wrapped = [module for module in list(model.modules())[1:] if type(module).__name__ in blocks]
+        if plan.blocks is not None and not wrapped:
+            raise InputError(f"blocks={sorted(blocks)} names no module class of {type(model).__name__}")
+        for module in wrapped:
+            fully_shard(module, mesh=shard_mesh, mp_policy=policy, reshard_after_forward=plan.reshard_after_forward)
         # The root keeps FSDP2's own default: not resharded after the forward, whose end the
         # backward follows at once.
         fully_shard(model, mesh=shard_mesh, mp_policy=policy)
