@@ -174,6 +174,16 @@ def test_an_operator_with_neither_flops_nor_bytes_is_unestimated_not_free() -> N
     assert roofline.bytes_only == {"my.other": 1}
 
 
+def test_collectives_take_network_time_and_waits_none() -> None:
+    chip = tt.hardware("h100-sxm")  # NVLink: 900 GB/s
+    roofline = Roofline(chip)
+    # an all-reduce reading and writing 1 MB: 2e6 bytes over the link, plus one 4 µs launch
+    found = roofline.op("_c10d_functional.all_reduce", tt.OpStats(1, 0, 0, 0, 10**6, 10**6, "float32"))
+    assert found is not None and found.bound == "network" and found.seconds == pytest.approx(2e6 / 900e9 + 4e-6)
+    wait = roofline.op("_c10d_functional.wait_tensor", tt.OpStats(1, 0, 0, 0, 10**6, 10**6, "float32"))
+    assert wait is not None and wait.seconds == 0.0  # the catalog's view_overhead
+
+
 def test_timing_puts_the_measurement_beside_the_estimate() -> None:
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU())
     chip = tt.hardware("l4")

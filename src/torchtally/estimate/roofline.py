@@ -82,6 +82,9 @@ class Roofline:
         """None: neither FLOPs nor bytes known (listed as unestimated)."""
         hw = self.hardware
         moved = stats.read + stats.written
+        if name.endswith("wait_tensor"):  # waits for a collective and returns its tensor: moves nothing itself
+            seconds = stats.calls * hw.view_overhead
+            return OpTime(seconds, "overhead", {"overhead": seconds})
         if name.split(".")[0] in _COLLECTIVE_NAMESPACES:
             link = hw.interconnect_bandwidth or hw.network_bandwidth
             if link is None or not moved:
