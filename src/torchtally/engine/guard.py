@@ -91,7 +91,7 @@ class ModelState:
             if id(buffer) in seen or is_lazy(buffer) or buffer.device.type == "meta":
                 continue
             seen.add(id(buffer))
-            self._buffer_copies.append((buffer, buffer.detach().clone(), buffer._version))
+            self._buffer_copies.append((buffer, buffer.detach().clone(), _version(buffer)))
 
     def before_write(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Called before a mutating operator runs for real: save what it is about to overwrite."""
@@ -163,7 +163,7 @@ class ModelState:
             # Only a changed buffer is written back: a write bumps the version counter, which a
             # backward the user built before the analysis checks. (BatchNorm's kernel writes its
             # statistics without bumping it: hence the comparison of values too.)
-            if buffer._version != version or not _same_values(buffer, copy):
+            if _version(buffer) != version or not _same_values(buffer, copy):
                 _copy_back(buffer, copy)
         self._saved.clear()
         self._buffer_copies.clear()
@@ -175,6 +175,11 @@ class ModelState:
         for module, training in zip(self._modules, self._training):
             if module.training != training:
                 module.training = training  # by attribute: a ScriptModule keeps it outside __dict__
+
+
+def _version(tensor: torch.Tensor) -> int:
+    """The version counter (-1 for an inference tensor, which keeps none)."""
+    return -1 if tensor.is_inference() else int(tensor._version)
 
 
 def _same_values(tensor: torch.Tensor, copy: torch.Tensor) -> bool:
