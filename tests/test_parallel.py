@@ -344,3 +344,108 @@ def test_plain_data_parallel_holds_everything_on_every_rank() -> None:
 def test_blocks_that_name_no_module_class_are_refused() -> None:
     with pytest.raises(tt.InputError, match=r"blocks=\['Layer'\] names no module class of Stack"):
         tt.analyze(meta_stack(), (4, 64), parallel=tt.Parallel(fsdp=2, blocks=["Layer"]))
+
+
+# -- found by a review that tried to break the simulation (each failed before its fix) ---------
+
+
+class Layer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(1024, 1024, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+class Chain(nn.Module):
+    """n blocks of one bias-free Linear(1024, 1024): W = 4 MiB of fp32 weight each."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(*[Layer() for _ in range(n)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+def test_fsdp_frees_each_blocks_gathered_parameters_when_it_reshards() -> None:
+    # 8 blocks over 2 ranks, inference. Resharding: 4 W of shards, and at any moment one
+    # block's gathered weight (1 W) and its all-gather's buffers: under 8 W. Kept: the gathered
+    # weights pile up, 8 W of them on top of the shards.
+    w = 1024 * 1024 * 4
+    with torch.device("meta"):
+        model = Chain(8)
+    plan = {"blocks": ["Layer"]}
+    freed = tt.analyze(model, (1, 1024), parallel=tt.Parallel(fsdp=2, reshard_after_forward=True, **plan))  # type: ignore[arg-type]
+    kept = tt.analyze(model, (1, 1024), parallel=tt.Parallel(fsdp=2, reshard_after_forward=False, **plan))  # type: ignore[arg-type]
+    assert freed.memory.parameters == 4 * w == kept.memory.parameters
+    assert freed.memory.peak < 8 * w  # was 14 W: no block was ever freed
+    assert kept.memory.peak >= 4 * w + 8 * w
+
+
+def test_tensor_parallel_training_with_an_optimizer_on_the_vocabulary_split() -> None:
+    with torch.device("meta"):
+        model = transformers.LlamaForCausalLM(small_llama(1))
+    report = tt.analyze(model, (1, 16), dtypes=[torch.long], training=True, optimizer="sgd-momentum", parallel=tt.Parallel(tp=2))
+    # every gradient is this rank's shard, like its parameter; SGD's momentum likewise
+    assert report.memory.gradients == report.memory.parameters
+    assert report.memory.optimizer_state == report.memory.parameters
+
+
+def test_the_users_excepthook_survives_a_simulated_cluster() -> None:
+    import sys
+
+    hook = sys.excepthook
+    tt.analyze(meta_stack(), (4, 64), parallel=tt.Parallel(fsdp=2))
+    assert sys.excepthook is hook  # init_process_group installs a rank-prefixing hook for good
+
+
+def test_a_vocabulary_tp_does_not_divide_is_refused() -> None:
+    config = small_llama(1)
+    config.vocab_size = 257
+    with torch.device("meta"):
+        model = transformers.LlamaForCausalLM(config)
+    with pytest.raises(tt.InputError, match=r"num_embeddings \(257\) divisible by 2"):
+        tt.analyze(model, (1, 8), dtypes=[torch.long], parallel=tt.Parallel(tp=2))
+
+
+def test_tied_weights_a_tp_plan_would_untie_are_refused() -> None:
+    config = small_llama(1)
+    config.tie_word_embeddings = True
+    with torch.device("meta"):
+        model = transformers.LlamaForCausalLM(config)
+    with pytest.raises(tt.InputError, match=r"untie model\.embed_tokens\.weight and lm_head\.weight"):
+        tt.analyze(model, (1, 8), dtypes=[torch.long], parallel=tt.Parallel(tp=2))
+
+
+def test_a_model_sharded_in_a_closed_cluster_is_refused() -> None:
+    with tt.simulated_cluster(2) as cluster:
+        model = cluster.materialize(meta_stack())
+        fully_shard(model, mesh=cluster.mesh())
+    with pytest.raises(tt.InputError, match=r"no process group is open"):
+        tt.analyze(model, (4, 64))
+
+
+@pytest.mark.parametrize(
+    "make,pattern",
+    [
+        (lambda: tt.Parallel(fsdp=2, rank=True), r"rank=True"),
+        (lambda: tt.Parallel(fsdp=2, reshard_after_forward="no"), r"reshard_after_forward='no'"),  # type: ignore[arg-type]
+        (lambda: tt.Parallel(tp=2, tp_plan=["up"]), r"tp_plan=.* got list"),  # type: ignore[arg-type]
+    ],
+)
+def test_more_bad_settings_are_input_errors(make: Any, pattern: str) -> None:
+    with pytest.raises(tt.InputError, match=pattern):
+        make()
+
+
+def test_a_tp_plan_naming_a_module_tp_cannot_split_is_refused() -> None:
+    with pytest.raises(tt.InputError, match=r"splits 1 \(ReLU\) colwise"):
+        tt.analyze(nn.Sequential(nn.Linear(4, 4), nn.ReLU()), (2, 4), parallel=tt.Parallel(tp=2, tp_plan={"1": "colwise"}))
+
+
+def test_mixed_precision_on_one_rank_is_applied() -> None:
+    report = tt.analyze(meta_stack(), (4, 64), parallel=tt.Parallel(mixed_precision="bf16"))
+    assert report.parallel is not None and report.parallel.mixed_precision == "bf16"
+    assert report.layer("blocks.0.up").inputs[0][0].dtype == "bfloat16"  # computed in bf16

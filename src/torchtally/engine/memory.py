@@ -187,6 +187,17 @@ class LiveSet:
             self.current -= entry[1]
             self._note(key)
 
+    def storage_resized(self, storage: Any) -> None:
+        """A storage resized in place, outside any operator (FSDP2 frees a block's gathered
+        parameters with ``storage.resize_(0)`` and grows them back for the next gather): its
+        bytes leave the live set, or come back, as if released or allocated."""
+        key = storage._cdata
+        size = int(storage.nbytes())
+        if key in self._live:
+            self._release(key)
+        if size:
+            self._allocate(storage, key)
+
     def bytes_of(self, tensors: Iterable[torch.Tensor]) -> int:
         """Bytes of the followed storages these tensors live on (each storage once)."""
         seen: set[int] = set()

@@ -19,6 +19,7 @@ import contextlib
 import copy
 import fnmatch
 import math
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,9 +69,15 @@ class Parallel:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"Parallel({name}={value!r}): a degree is a whole number of ranks, at least 1")
+        if not isinstance(self.reshard_after_forward, bool):
+            raise InputError(f"Parallel(reshard_after_forward={self.reshard_after_forward!r}): True or False")
+        if self.tp_plan is not None and not isinstance(self.tp_plan, Mapping):
+            raise InputError(f"Parallel(tp_plan=...) maps module path patterns to styles; got {type(self.tp_plan).__name__}")
+        if self.blocks is not None and (isinstance(self.blocks, str) or not all(isinstance(b, str) for b in self.blocks)):
+            raise InputError(f"Parallel(blocks=...) is a list of module class names; got {self.blocks!r}")
         if self.mixed_precision not in (None, *MIXED_PRECISION):
             raise InputError(f"Parallel(mixed_precision={self.mixed_precision!r}): use None, 'bf16' or 'fp16'")
-        if not isinstance(self.rank, int) or not 0 <= self.rank < self.world_size:
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or not 0 <= self.rank < self.world_size:
             raise InputError(f"Parallel(rank={self.rank!r}): a rank of a world of {self.world_size} is 0..{self.world_size - 1}")
         for pattern, style in (self.tp_plan or {}).items():
             if style not in TP_STYLES:
@@ -126,7 +133,7 @@ def simulated_cluster(world_size: int, *, rank: int = 0) -> Iterator[Cluster]:
 
     if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
         raise InputError(f"simulated_cluster(world_size={world_size!r}): a world size is a whole number of ranks, at least 1")
-    if not isinstance(rank, int) or not 0 <= rank < world_size:
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
         raise InputError(f"simulated_cluster(rank={rank!r}): a rank of a world of {world_size} is 0..{world_size - 1}")
     if not dist.is_available():
         raise InputError("this torch build has no torch.distributed: parallel layouts cannot be simulated")
@@ -138,11 +145,13 @@ def simulated_cluster(world_size: int, *, rank: int = 0) -> Iterator[Cluster]:
         )
     from torch.testing._internal.distributed.fake_pg import FakeStore
 
+    hook = sys.excepthook  # init_process_group installs a rank-prefixing hook of its own, for good
     dist.init_process_group("fake", store=FakeStore(), rank=rank, world_size=world_size)
     try:
         yield Cluster(world_size, rank, FakeTensorMode(allow_non_fake_inputs=True))
     finally:
         dist.destroy_process_group()
+        sys.excepthook = hook
 
 
 # -- the fake copy and the plan ---------------------------------------------------------------
@@ -214,13 +223,21 @@ def _check_divisible(model: nn.Module, plan: dict[str, str], tp: int) -> None:
     attention heads of the modules whose projections are split."""
     for path, module in model.named_modules():
         style = next((s for p, s in plan.items() if fnmatch.fnmatchcase(path, p)), None)
-        if style is None or not isinstance(module, nn.Linear):
+        if style is None or style == "sequence_parallel":
             continue
-        size = module.out_features if style == "colwise" else module.in_features
+        if isinstance(module, nn.Embedding):  # split by rows (the vocabulary) whatever the style
+            what, size = "num_embeddings", module.num_embeddings
+        elif isinstance(module, nn.Linear):
+            what, size = ("in_features", module.in_features) if style == "rowwise" else ("out_features", module.out_features)
+        else:
+            raise InputError(
+                f"tp_plan splits {path} ({type(module).__name__}) {style}: PyTorch's tensor parallelism splits "
+                "nn.Linear and nn.Embedding modules only"
+            )
         if size % tp:
             raise InputError(
-                f"tp={tp} does not divide {path} ({type(module).__name__}, {module.in_features} -> {module.out_features}): "
-                f"a {style} split needs {'out' if style == 'colwise' else 'in'}_features ({size}) divisible by {tp}"
+                f"tp={tp} does not divide {path} ({type(module).__name__}): a {style} split needs its {what} ({size}) "
+                f"divisible by {tp} (uneven shards differ from rank to rank)"
             )
     for path, module in model.named_modules():
         config = getattr(module, "config", None)
@@ -228,6 +245,23 @@ def _check_divisible(model: nn.Module, plan: dict[str, str], tp: int) -> None:
             heads = getattr(config, name, None)
             if isinstance(heads, int) and heads % tp:
                 raise InputError(f"tp={tp} does not divide the model's {name} ({heads}) (config of {path or 'the root'})")
+
+
+def _check_no_tied_split(model: nn.Module, plan: dict[str, str]) -> None:
+    """``parallelize_module`` shards each module's weight on its own: a weight two modules share
+    (tied embeddings) would silently become two, and the model would no longer be the one given."""
+    holders: dict[int, list[str]] = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        for name, param in module.named_parameters(recurse=False, remove_duplicate=False):
+            holders.setdefault(id(param), []).append(f"{path}.{name}" if path else name)
+    split = {path for path, _ in model.named_modules() if any(fnmatch.fnmatchcase(path, p) for p in plan)}
+    for names in holders.values():
+        owners = {name.rpartition(".")[0] for name in names}
+        if len(names) > 1 and owners & split:
+            raise InputError(
+                f"tensor parallelism would untie {' and '.join(names)} (one weight, held by both): PyTorch shards "
+                "each module's weight apart; untie them (e.g. tie_word_embeddings=False) or leave them out of tp_plan"
+            )
 
 
 def apply_plan(model: nn.Module, plan: Parallel, cluster: Cluster) -> nn.Module:
@@ -249,8 +283,9 @@ def apply_plan(model: nn.Module, plan: Parallel, cluster: Cluster) -> nn.Module:
             if not any(fnmatch.fnmatchcase(path, pattern) for path in paths):
                 raise InputError(f"tp_plan names {pattern!r}, which matches no module of {type(model).__name__}")
         _check_divisible(model, tp_plan, plan.tp)
+        _check_no_tied_split(model, tp_plan)
         parallelize_module(model, mesh["tp"], _tp_styles(tp_plan))
-    if plan.fsdp > 1 or plan.dp > 1:
+    if plan.fsdp > 1 or plan.dp > 1 or plan.mixed_precision is not None:  # mixed precision is FSDP's, even on one rank
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         if not any(True for _ in model.parameters()):
@@ -284,6 +319,17 @@ def original_class(module: nn.Module) -> type:
         if base.__name__ == "FSDPModule":
             return next(b for b in cls.__bases__ if b is not base)
     return cls
+
+
+def check_cluster_open(model: nn.Module) -> None:
+    """A model sharded in a simulated cluster runs only while the cluster is open."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized() and any(is_distributed(p) for p in model.parameters()):
+        raise InputError(
+            "the model is sharded (DTensor parameters) but no process group is open: analyse a model sharded in "
+            "tt.simulated_cluster inside its `with` block"
+        )
 
 
 def fake_mode_of(model: nn.Module) -> FakeTensorMode | None:
@@ -334,6 +380,47 @@ def dtensor_shaping_flagged(counting: Any) -> Iterator[None]:
         yield
     finally:
         ShardingPropagator._fake_mode_lock = previous
+
+
+@contextlib.contextmanager
+def fsdp_storage_followed(live: Any) -> Iterator[None]:
+    """While active, FSDP2's frees and re-allocations of gathered parameters (storages it
+    resizes in place, which no operator does) reach ``live.storage_resized``: a block's
+    gathered parameters leave the live set when it reshards."""
+    from torch.distributed.fsdp._fully_shard import _fsdp_param, _fsdp_param_group
+
+    free, alloc = _fsdp_param.free_storage, _fsdp_param.alloc_storage
+
+    def freed(tensor: torch.Tensor) -> None:
+        free(tensor)
+        live.storage_resized(tensor.untyped_storage())
+
+    def allocated(tensor: torch.Tensor) -> None:
+        alloc(tensor)
+        live.storage_resized(tensor.untyped_storage())
+
+    patched = [(_fsdp_param, "free_storage", freed), (_fsdp_param, "alloc_storage", allocated),
+               (_fsdp_param_group, "alloc_storage", allocated)]  # fmt: skip
+    originals = [(module, name, getattr(module, name)) for module, name, _ in patched if hasattr(module, name)]
+    for module, name, replacement in patched:
+        if hasattr(module, name):
+            setattr(module, name, replacement)
+    try:
+        yield
+    finally:
+        for module, name, original in originals:
+            setattr(module, name, original)
+
+
+def local_gradient(param: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """This rank's gradient of ``param``, shaped like its shard: a DTensor gradient may come
+    back replicated where its parameter is sharded (a vocabulary-parallel embedding's), and the
+    optimizer steps on the shard. A meta tensor: only its shape and dtype are read."""
+    local = local_tensor(grad)
+    shard = local_tensor(param)
+    if local.shape == shard.shape:
+        return local
+    return torch.empty(shard.shape, dtype=local.dtype, device="meta")
 
 
 def local_tensor(tensor: torch.Tensor) -> torch.Tensor:

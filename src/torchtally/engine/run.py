@@ -29,7 +29,7 @@ from .guard import ModelState
 from .memory import RunMemory, storage_bytes
 from .optim import OptimizerFactory, OptimizerSpec, optimizer_factory, optimizer_step
 from .inputs import DtypeSpec, InputPlan, InputSize, model_device, model_float_dtype
-from .parallel import describe_layout, dtensor_shaping_flagged, fake_mode_of, original_class, fsdp_groups, is_distributed, local_tensor
+from .parallel import check_cluster_open, describe_layout, dtensor_shaping_flagged, fake_mode_of, fsdp_storage_followed, original_class, fsdp_groups, is_distributed, local_gradient, local_tensor
 from .params import ParameterIndex, has_lazy_tensors
 from ..report.model import ModelReport
 from ..report.parallel import CollectiveStats
@@ -180,6 +180,7 @@ def _run_once(
                 modes.enter_context(counting)
                 if sharded:
                     modes.enter_context(dtensor_shaping_flagged(counting))
+                    modes.enter_context(fsdp_storage_followed(live))
                 if training is not None:  # through the backward too: checkpointing creates nodes there
                     modes.enter_context(tracker.autograd_nodes_labelled())
                 output = model(*args, **kwargs)
@@ -197,8 +198,7 @@ def _run_once(
                     del targets, seeds
                     figures.backward_peak, figures.backward_end = live.peak, live.current
                     trained = index.parameters() if sharded else stand_ins
-                    # this rank's shard of each gradient (a DTensor's local tensor)
-                    grads = [(p, local_tensor(p.grad)) for p in trained if p.grad is not None]
+                    grads = [(p, local_gradient(p, p.grad)) for p in trained if p.grad is not None]
                     figures.gradients = gradient_bytes.total(grads)
                 figures.trace = live.trace([grad for _, grad in grads] if training is not None else ())
                 del output
@@ -362,6 +362,7 @@ def _analyze(
 ) -> ModelReport:
     if not isinstance(training, bool):
         raise InputError(f"training must be True or False; got {training!r}")
+    check_cluster_open(model)
     if not training and (optimizer is not None or loss_fn is not None):
         raise InputError("optimizer= and loss_fn= describe a training step: pass training=True with them")
     if loss_fn is not None and not callable(loss_fn):

@@ -107,13 +107,14 @@ def parallel_lines(report: ModelReport) -> list[str]:
         return []
     mesh = " x ".join(f"{name}={size}" for name, size in zip(layout.mesh_dims, layout.mesh_shape))
     fsdp = ""
-    if layout.reshard_after_forward is not None:
+    if layout.reshard_after_forward is not None and layout.fsdp > 1:
         fsdp = f"; FSDP {'reshards' if layout.reshard_after_forward else 'keeps'} its blocks' parameters after their forward"
     precision = f"; mixed precision {layout.mixed_precision}" if layout.mixed_precision else ""
     lines = [
         f"Parallel layout (simulated): rank {layout.rank} of {layout.world_size}, mesh {mesh}{fsdp}{precision}; "
         "figures are this rank's, parameter counts the whole model's",
-        f"This rank's parameter shards: {with_commas(layout.local_params)} elements (FSDP's padding included)",
+        f"This rank's parameter shards: {with_commas(layout.local_params)} elements"
+        + (" (FSDP's padding included)" if layout.fsdp > 1 else ""),
     ]
     for collective in layout.communication:
         lines.append(
