@@ -190,7 +190,17 @@ def test_reductions_products_and_views_match_the_fake_kernel() -> None:
         cases.append((aten.cat.default, ([fake(*shape) for shape in shapes], dim), {}))
     cases.append((aten.cat.default, ([fake(2, 3), fake(2, 3, dtype=torch.float64)], 0), {}))
     cases.append((aten.cat.default, ([fake(2, 3), fake(3, 2).t()], 0), {}))
+    for shape, normalized, dtype, affine in itertools.product(
+        [(2, 5, 8), (1, 197, 768), (4, 8), (8,), (1, 1, 8), (2, 3, 4, 4)], [[8], [4, 8], [4, 4], [768]], DTYPES, (True, False)
+    ):
+        extra = [fake(*normalized, dtype=dtype) if affine else None for _ in range(2)]
+        cases.append((aten.native_layer_norm.default, (fake(*shape, dtype=dtype), normalized, *extra, 1e-5), {}))
+    for shape, dim, dtype in itertools.product([(2, 5, 8), (1, 12, 197, 197), (3,), (), (4, 1)], [-1, 0, 1, 3], DTYPES):
+        cases.append((aten._softmax.default, (fake(*shape, dtype=dtype), dim, False), {}))
+    cases.append((aten._softmax.default, (fake(2, 3, dtype=torch.float16), 1, True), {}))
     answered, total = run_cases(iter(cases))
+    assert check(aten.native_layer_norm.default, (fake(1, 197, 768), [768], fake(768), fake(768), 1e-6))
+    assert check(aten._softmax.default, (fake(1, 12, 197, 197), -1, False))
     assert check(aten.cat.default, ([fake(1, 64, 56, 56), fake(1, 32, 56, 56), fake(1, 32, 56, 56)], 1))
     assert check(aten.mean.dim, (fake(1, 1280, 7, 7), [-1, -2], True))
     assert check(aten.addmm.default, (fake(1000), fake(1, 2048), fake(1000, 2048).t()))
@@ -201,7 +211,14 @@ def test_reductions_products_and_views_match_the_fake_kernel() -> None:
 
 @pytest.mark.parametrize("func", sorted(RULES, key=str))
 def test_every_rule_declines_what_it_does_not_know(func: Any) -> None:
-    """Unknown keyword arguments, tensors of other kinds (integer, complex), nothing at all."""
+    """Unknown keyword arguments, tensors of other kinds (integer, complex) or on other
+    devices than the CPU (their fake kernels choose layouts of their own), nothing at all."""
     assert closed_form(func, (), {}) is None
+    with FakeTensorMode():
+        on_gpu = torch.empty(2, 8, 4, 4, device="cuda")
+    assert on_gpu.device.type == "cuda"
+    assert closed_form(func, (on_gpu,), {}) is None
+    assert closed_form(func, (on_gpu, on_gpu), {}) is None
+    assert closed_form(func, ([on_gpu, on_gpu], 1), {}) is None
     assert closed_form(func, (fake(2, 3, dtype=torch.int64),) * 2, {}) is None
     assert closed_form(func, (fake(2, 3),), {"unknown": 1}) is None

@@ -5,7 +5,8 @@ inference in Python (a batch norm's decomposition alone is ~10 ms), and a CNN me
 hundreds of such signatures on its first analysis. For the common operators the result's
 shape, stride and dtype follow from a few lines of arithmetic, so those calls skip the fake
 kernel. Each rule covers only the plain case (dense, default-contiguous inputs of one
-floating dtype on one device, valid arguments) and answers None for anything else, which
+floating dtype on the CPU, valid arguments; other devices' fake kernels choose layouts of
+their own) and answers None for anything else, which
 then goes through the fake kernel as before: an invalid call still raises there. Every
 rule is checked against the fake kernel in tests/test_shapes.py.
 
@@ -57,6 +58,7 @@ def _plain(value: Any, *, loose: bool = False) -> bool:
         type(value) is FakeTensor
         and value.constant is None
         and value.dtype in _FLOATS
+        and value.fake_device.type == "cpu"
         and value.layout == torch.strided
         and not value.is_conj()
         and not value.is_neg()
@@ -118,7 +120,13 @@ def _clone(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return None
     x, layout = args[0], kwargs.get("memory_format")
     if layout is torch.contiguous_format:  # .contiguous() of a transposed tensor
-        dense = type(x) is FakeTensor and x.constant is None and x.layout == torch.strided and x.dtype in _FLOATS
+        dense = (
+            type(x) is FakeTensor
+            and x.constant is None
+            and x.layout == torch.strided
+            and x.dtype in _FLOATS
+            and x.fake_device.type == "cpu"
+        )
         return _fresh(x.shape, x) if dense and not x.is_conj() and not x.is_neg() else None
     if layout not in (None, torch.preserve_format) or not _plain(x):
         return None
@@ -300,6 +308,7 @@ def _matrix(value: Any, dims: int) -> bool:
         and value.constant is None
         and value.dim() == dims
         and value.dtype in _FLOATS
+        and value.fake_device.type == "cpu"
         and value.layout == torch.strided
         and not value.is_conj()
         and not value.is_neg()
@@ -384,6 +393,31 @@ def _t(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return ("view", (shape, stride, x.dtype, x.fake_device, x.storage_offset()))
 
 
+def _layer_norm(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if kwargs or len(args) != 5:
+        return None
+    x, normalized, weight, bias, eps = args
+    if not _plain(x) or type(eps) not in _SCALARS or not isinstance(normalized, (list, tuple)) or not normalized:
+        return None
+    count = len(normalized)
+    if x.dim() < count or tuple(x.shape[-count:]) != tuple(normalized) or x.numel() == 0:
+        return None
+    for extra in (weight, bias):
+        if extra is not None and not (_plain(extra) and _same_kind(x, extra) and tuple(extra.shape) == tuple(normalized)):
+            return None
+    stats = (*x.shape[:-count], *([1] * count))
+    return [_fresh(x.shape, x), _fresh(stats, x), _fresh(stats, x)]
+
+
+def _softmax(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if kwargs or len(args) != 3:
+        return None
+    x, dim, half_to_float = args
+    if not _plain(x) or type(dim) is not int or half_to_float is not False or not -max(x.dim(), 1) <= dim < max(x.dim(), 1):
+        return None
+    return _fresh(x.shape, x)
+
+
 _INPLACE_UNARY = ("relu_", "silu_", "hardswish_", "sigmoid_", "tanh_", "gelu_")
 _UNARY = ("relu", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "exp", "neg", "sqrt", "rsqrt")
 
@@ -399,6 +433,8 @@ RULES: dict[OpOverload, Rule] = {
     aten._unsafe_view.default: _view,
     aten.t.default: _t,
     aten.cat.default: _cat,
+    aten.native_layer_norm.default: _layer_norm,
+    aten._softmax.default: _softmax,
     aten.gelu.default: _gelu,
     aten.clone.default: _clone,
     aten.hardtanh_.default: _hardtanh_inplace,
