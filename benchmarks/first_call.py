@@ -53,11 +53,14 @@ def build(name: str) -> tuple[Any, Any, dict[str, Any]]:
     return model, torch.randn(1, 3, size, size), {"input_size": (1, 3, size, size)}
 
 
-def child(name: str, warm_repeats: int) -> None:
+def child(name: str, warm_repeats: int, threads: int) -> None:
     """One fresh process: prints the timings as one JSON line."""
     import torch
 
     import torchtally as tt
+
+    if threads:
+        torch.set_num_threads(threads)
 
     model, example, arguments = build(name)
     model.eval()
@@ -86,10 +89,10 @@ def child(name: str, warm_repeats: int) -> None:
     }))
 
 
-def fresh(name: str, cache: str, warm_repeats: int) -> dict[str, Any]:
+def fresh(name: str, cache: str, warm_repeats: int, threads: int) -> dict[str, Any]:
     env = {**os.environ, "TORCHTALLY_CACHE": cache}
     done = subprocess.run(
-        [sys.executable, __file__, "--child", name, "--warm", str(warm_repeats)],
+        [sys.executable, __file__, "--child", name, "--warm", str(warm_repeats), "--threads", str(threads)],
         env=env, capture_output=True, text=True, check=True,
     )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -102,10 +105,11 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=5, help="warm forwards and analyses in each process")
     parser.add_argument("--all", action="store_true", help="every torchvision classifier")
     parser.add_argument("--models", default="", help="comma-separated names (torchvision, hf:gpt2, hf:bert)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for the forward (default: torch's own)")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.warm)
+        child(args.child, args.warm, args.threads)
         return
     import torch
 
@@ -117,7 +121,8 @@ def main() -> None:
         names = sorted(torchvision.models.list_models(module=torchvision.models))
     else:
         names = DEFAULT
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fresh processes per model: "
+    threads = args.threads or torch.get_num_threads()
+    print(f"torch {torch.__version__}, {threads} threads; fresh processes per model: "
           f"{args.repeats} per cache setting (medians); times in ms")
     header = (f"{'model':22s} {'1st forward':>11s} {'1st analyze':>11s} {'ratio':>6s} {'cached 1st':>11s} "
               f"{'ratio':>6s} {'forward':>8s} {'analyze':>8s} {'ratio':>6s}")
@@ -126,9 +131,9 @@ def main() -> None:
     for name in names:
         with tempfile.TemporaryDirectory(prefix="torchtally-bench-cache-") as folder:
             try:
-                cold = [fresh(name, "off", args.warm) for _ in range(args.repeats)]
-                fresh(name, folder, 0)  # fills the cache folder
-                cached = [fresh(name, folder, 0) for _ in range(args.repeats)]
+                cold = [fresh(name, "off", args.warm, args.threads) for _ in range(args.repeats)]
+                fresh(name, folder, 0, args.threads)  # fills the cache folder
+                cached = [fresh(name, folder, 0, args.threads) for _ in range(args.repeats)]
             except subprocess.CalledProcessError as failure:
                 print(f"{name:22s} failed: {failure.stderr.strip().splitlines()[-1:]}")
                 continue
