@@ -419,3 +419,77 @@ def test_the_vendored_library_ships_with_its_licences() -> None:
     assert f'version:"{ECHARTS_VERSION}"' in (assets / "echarts.min.js").read_text(encoding="utf-8").replace(" ", "")
     pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text(encoding="utf-8")
     assert '"render/assets/*"' in pyproject  # shipped as package data
+
+
+def test_charts_fit_the_printed_page(browser: Any, resnet18_training: tt.ModelReport, tmp_path: Path) -> None:
+    """Printing fits every chart to its container (the print styles change the page's width),
+    and going back to the screen fits them again."""
+    assert _open(browser, resnet18_training.to_html_page(), tmp_path / "print.html") == []
+    widths = """return [...document.querySelectorAll('.chart')].map(el => {
+        const canvas = el.querySelector('canvas');
+        return [el.id, el.clientWidth, canvas ? canvas.getBoundingClientRect().width : -1]; })"""
+
+    def fitted() -> bool:
+        found = browser.execute_script(widths)
+        return bool(found) and all(canvas >= 0 and abs(canvas - width) <= 1 for _, width, canvas in found)
+
+    def wait_until_fitted() -> None:
+        deadline = time.monotonic() + 10
+        while not fitted():
+            assert time.monotonic() < deadline, browser.execute_script(widths)
+            time.sleep(0.05)
+
+    screen = {row[0]: row[1] for row in browser.execute_script(widths)}
+    wait_until_fitted()
+    try:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        browser.execute_script("window.dispatchEvent(new Event('beforeprint'))")
+        printed = {row[0]: row[1] for row in browser.execute_script(widths)}
+        assert printed != screen  # the print styles made the charts' containers wider (no padding)
+        wait_until_fitted()
+        browser.execute_script("window.dispatchEvent(new Event('afterprint'))")
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    wait_until_fitted()
+
+
+def test_print_lets_the_module_table_break_across_pages() -> None:
+    from torchtally.render.page import asset
+
+    css = asset("page.css")
+    assert re.search(r"section\.modules[^{]*\{\s*break-inside:\s*auto", css)
+
+
+def test_integers_above_two_to_the_53_are_shown_exactly(browser: Any, tmp_path: Path) -> None:
+    with torch.device("meta"):
+        model = nn.Linear(65537, 65537, bias=False)
+    report = tt.analyze(model, (2**21 + 1, 65537))
+    macs = (2**21 + 1) * 65537 * 65537
+    assert macs > 2**53 and float(macs) != macs  # a double cannot hold it
+    assert report.to_dict()["totals"]["macs"] == macs
+    page = report.to_html_page()
+    data = json.loads(re.search(r'<script type="application/json" id="tt-data">(.*?)</script>', page, re.S)[1])
+    assert data["exact"]["totals"]["macs"] == str(macs)
+    assert _open(browser, page, tmp_path / "bigint.html") == []
+    card = browser.find_element("css selector", "#total-macs")
+    assert card.get_attribute("data-value") == str(macs)
+    assert card.find_element("css selector", ".exact").text == f"{macs:,}"
+    assert browser.find_element("css selector", "#total-flops").get_attribute("data-value") == str(2 * macs)
+    cell = browser.find_element("css selector", '#tree tr[data-i="0"] td[data-key="macs"]')
+    assert cell.get_attribute("data-v") == str(macs)
+    # Small figures stay plain numbers.
+    assert _value(browser, "#total-params") == 65537 * 65537
+
+
+def test_roof_legend_colours_match_the_lines(browser: Any, tmp_path: Path) -> None:
+    with torch.device("meta"):
+        model = torchvision.models.resnet18()
+    report = tt.analyze(model, (1, 3, 224, 224), hardware="h100-sxm")
+    assert _open(browser, report.to_html_page(), tmp_path / "roof.html") == []
+    found = browser.execute_script("""const c = echarts.getInstanceByDom(document.getElementById('roofline-chart'));
+        const model = c.getModel();
+        return c.getOption().series.filter(s => s.type === 'line').map(s => [s.name, s.lineStyle.color,
+            model.getSeriesByName(s.name)[0].getData().getVisual('style').fill]);""")
+    assert found
+    for name, line, legend in found:
+        assert line == legend, name

@@ -105,7 +105,35 @@ def page_data(report: ModelReport) -> dict[str, Any]:
     for key in ("estimate", "parallel"):  # filled by analyses that may not have run
         if full.get(key) is not None:
             data[key] = full[key]
+    data["exact"] = _exact(data)
     return data
+
+
+MAX_SAFE_INTEGER = 2**53 - 1  # above it a JavaScript number (a double) loses low digits
+
+
+def _big(value: Any) -> bool:
+    return type(value) is int and abs(value) > MAX_SAFE_INTEGER
+
+
+def _exact(data: dict[str, Any]) -> dict[str, Any]:
+    """The integers the page shows exactly (totals, memory, table cells) that a JavaScript
+    number cannot hold, as decimal strings: ``{"totals": {key: "…"}, "memory": {…},
+    "layers": {column: {row: "…"}}}``, holding only such integers. The numbers stay in the
+    data too (charts and sorting use them, approximately)."""
+    exact: dict[str, Any] = {}
+    for group in ("totals", "memory"):
+        found = {key: str(value) for key, value in data[group].items() if _big(value)}
+        if found:
+            exact[group] = found
+    columns: dict[str, dict[str, str]] = {}
+    for key, values in data["layers"].items():
+        found = {str(index): str(value) for index, value in enumerate(values) if _big(value)}
+        if found:
+            columns[key] = found
+    if columns:
+        exact["layers"] = columns
+    return exact
 
 
 def _finite(value: Any) -> Any:

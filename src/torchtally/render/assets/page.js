@@ -25,7 +25,20 @@
   }
 
   // ---- formatting -------------------------------------------------------------------------
-  function commas(n) { return n === null || n === undefined ? "" : Number(n).toLocaleString("en-US"); }
+  // An integer above 2^53 - 1 comes as its exact decimal string too (page.py's `_exact`):
+  // `commas` groups such a string's digits as they are.
+  function commas(n) {
+    if (n === null || n === undefined) return "";
+    if (typeof n === "string" && /^-?\d+$/.test(n)) return n.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return Number(n).toLocaleString("en-US");
+  }
+  // The exact figure of d[group][key] (of column `key`'s row i for "layers"): its decimal
+  // string when a JavaScript number cannot hold it, else the number itself.
+  function exact(d, group, key, i) {
+    var found = d.exact && d.exact[group] && d.exact[group][key];
+    if (group === "layers") return found && found[i] !== undefined ? found[i] : d.layers[key][i];
+    return found !== undefined && found !== null ? found : d[group][key];
+  }
   function si(n) {
     if (n === null || n === undefined) return "";
     var units = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "K"]];
@@ -97,11 +110,21 @@
     option.textStyle = { fontFamily: "system-ui, sans-serif" };
     entry.instance.setOption(option);
   }
-  window.addEventListener("resize", function () { charts.forEach(function (c) { if (c.instance) c.instance.resize(); }); });
-  // Paper is white: print with the light theme, every chart drawn, then go back.
+  // Painted at once (not on the next animation frame, which printing does not wait for).
+  function resizeAll() { charts.forEach(function (c) { if (c.instance) { c.instance.resize(); c.instance.getZr().flush(); } }); }
+  window.addEventListener("resize", resizeAll);
+  // Paper is white: print with the light theme, every chart drawn and fitted to the page's
+  // width, then go back. The print styles may apply only after "beforeprint" (the page is
+  // narrower on paper): the print media query's change resizes the charts again then.
   var printedDark = false;
-  window.addEventListener("beforeprint", function () { printedDark = isDark(); if (printedDark) setTheme(false); drawAll(); });
-  window.addEventListener("afterprint", function () { if (printedDark) setTheme(true); });
+  window.addEventListener("beforeprint", function () { printedDark = isDark(); if (printedDark) setTheme(false); drawAll(); resizeAll(); });
+  window.addEventListener("afterprint", function () { if (printedDark) setTheme(true); resizeAll(); });
+  if (window.matchMedia) {
+    var printMedia = window.matchMedia("print");
+    var onPrintMedia = function () { if (printMedia.matches) drawAll(); resizeAll(); };
+    if (printMedia.addEventListener) printMedia.addEventListener("change", onPrintMedia);
+    else if (printMedia.addListener) printMedia.addListener(onPrintMedia);
+  }
 
   // ---- the module tree --------------------------------------------------------------------
   function layerLabel(d, i) {
@@ -230,7 +253,7 @@
       var cells = ['<td class="name" style="padding-left:' + (6 + 16 * L.depth[i]) + 'px" title="' + esc(layerPath(d, i)) + '">' +
         toggle + esc(layerLabel(d, i)) + badges + "</td>"];
       columns.forEach(function (c) {
-        var v = L[c.key][i];
+        var v = c.text ? L[c.key][i] : exact(d, "layers", c.key, i);
         if (c.text) cells.push('<td data-key="' + c.key + '">' + esc(v === null || v === undefined ? "" : v) + "</td>");
         else cells.push('<td class="num" data-key="' + c.key + '" data-v="' + (v === null || v === undefined ? "" : v) + '">' +
           (v === null || v === undefined ? "" : c.fmt(v)) + "</td>");
@@ -495,7 +518,9 @@
       var knee = peak / bw, pts = [[lo, bw * lo]];
       if (knee > lo && knee < hi) pts.push([knee, peak]);
       pts.push([hi, Math.min(peak, bw * hi)]);
-      series.push({ name: "roof " + dtype, type: "line", symbol: "none", lineStyle: { width: 1.5, type: k ? "dashed" : "solid", color: PALETTE[(k + 2) % 8] }, data: pts });
+      var color = PALETTE[(k + 2) % 8]; // on the line and on its legend swatch
+      series.push({ name: "roof " + dtype, type: "line", symbol: "none", itemStyle: { color: color },
+        lineStyle: { width: 1.5, type: k ? "dashed" : "solid", color: color }, data: pts });
     });
     return chart(el, function () {
       return {
@@ -572,18 +597,20 @@
       root.appendChild(h("p", { "class": "run", id: prefix + "run" }, esc(runLine(d))));
     }
     var cards = h("section", { "class": "cards", id: prefix + "totals" });
-    card(cards, prefix + "total-params", "Parameters", si(t.params), commas(t.params), t.params);
-    card(cards, prefix + "total-trainable", "Trainable", si(t.trainable_params), commas(t.trainable_params), t.trainable_params);
-    card(cards, prefix + "total-used", "Used", si(t.used_params), commas(t.used_params) + (t.unused_params ? " · " + commas(t.unused_params) + " unused" : ""), t.used_params);
-    card(cards, prefix + "total-shared", "Shared", si(t.shared_params), commas(t.shared_params) + " counted once", t.shared_params);
-    card(cards, prefix + "total-macs", "MACs (forward)", si(t.macs), commas(t.macs), t.macs);
-    card(cards, prefix + "total-flops", "FLOPs (forward)", si(t.flops), commas(t.flops), t.flops);
+    function tx(key) { return exact(d, "totals", key); }
+    function mx(key) { return exact(d, "memory", key); }
+    card(cards, prefix + "total-params", "Parameters", si(t.params), commas(tx("params")), tx("params"));
+    card(cards, prefix + "total-trainable", "Trainable", si(t.trainable_params), commas(tx("trainable_params")), tx("trainable_params"));
+    card(cards, prefix + "total-used", "Used", si(t.used_params), commas(tx("used_params")) + (t.unused_params ? " · " + commas(tx("unused_params")) + " unused" : ""), tx("used_params"));
+    card(cards, prefix + "total-shared", "Shared", si(t.shared_params), commas(tx("shared_params")) + " counted once", tx("shared_params"));
+    card(cards, prefix + "total-macs", "MACs (forward)", si(t.macs), commas(tx("macs")), tx("macs"));
+    card(cards, prefix + "total-flops", "FLOPs (forward)", si(t.flops), commas(tx("flops")), tx("flops"));
     if (d.run.training) {
-      card(cards, prefix + "total-backward-flops", "FLOPs (backward)", si(t.backward_flops), commas(t.backward_flops), t.backward_flops);
-      if (d.run.optimizer) card(cards, prefix + "total-optimizer-flops", "FLOPs (optimizer step)", si(t.optimizer_flops), commas(t.optimizer_flops), t.optimizer_flops);
+      card(cards, prefix + "total-backward-flops", "FLOPs (backward)", si(t.backward_flops), commas(tx("backward_flops")), tx("backward_flops"));
+      if (d.run.optimizer) card(cards, prefix + "total-optimizer-flops", "FLOPs (optimizer step)", si(t.optimizer_flops), commas(tx("optimizer_flops")), tx("optimizer_flops"));
     }
-    card(cards, prefix + "memory-peak", "Memory peak", bytes(m.peak), commas(m.peak) + " B · " + m.peak_phase, m.peak);
-    card(cards, prefix + "memory-params", "Parameter memory", bytes(m.parameters), commas(m.parameters) + " B", m.parameters);
+    card(cards, prefix + "memory-peak", "Memory peak", bytes(m.peak), commas(mx("peak")) + " B · " + m.peak_phase, mx("peak"));
+    card(cards, prefix + "memory-params", "Parameter memory", bytes(m.parameters), commas(mx("parameters")) + " B", mx("parameters"));
     if (d.timing) card(cards, prefix + "latency", "Measured latency", secs(d.timing.latency_median !== undefined ? d.timing.latency_median : d.timing.median), "median, " + d.timing.device);
     if (d.estimate) card(cards, prefix + "estimate", "Est. latency", secs(d.estimate.latency), "estimated" + (d.estimate.hardware && d.estimate.hardware.name ? " on " + d.estimate.hardware.name : ""), d.estimate.latency);
     root.appendChild(cards);
@@ -594,7 +621,7 @@
       uncounted.map(function (k) { return esc(k) + " ×" + d.uncounted_ops[k]; }).join(", "));
     if (notes.length) root.appendChild(h("ul", { "class": "notes" }, notes.map(function (x) { return "<li>" + x + "</li>"; }).join("")));
 
-    var treeSection = h("section", { id: prefix + "modules" });
+    var treeSection = h("section", { "class": "modules", id: prefix + "modules" }); // may break across printed pages
     treeSection.appendChild(h("h2", null, "Modules"));
     root.appendChild(treeSection);
     timed("tree", function () { Tree(treeSection, d, prefix); });
