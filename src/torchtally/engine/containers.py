@@ -31,6 +31,8 @@ _OPAQUE = (
     types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType,
     torch.dtype, torch.device, torch.Size,
 )  # fmt: skip
+# Containers whose emptiness says everything (a module's hook dicts, mostly): kept apart, cheaply.
+_PLAIN_CONTAINERS = frozenset({dict, collections.OrderedDict, list, set})
 MAX_DEPTH = 16
 # Values walked from one attribute at most: a module holding a huge object graph (a dataset, a
 # vocabulary of a million entries) costs a bounded time, and does not starve its other attributes.
@@ -48,6 +50,7 @@ class OwnedState:
         self._hooks: list[tuple[torch.Tensor, str, Any, Any]] = []  # (tensor, attribute, dict or None, its items)
         self.plain_tensors: list[torch.Tensor] = []  # tensors found in attributes and containers
         self.hidden_modules: list[nn.Module] = []  # modules in containers, outside the module tree
+        self._empty: list[Any] = []  # containers that were empty: emptied again if the run filled them
         self._seen: set[int] = set()
         self._hooked: set[int] = set()  # tensors whose hook dicts are watched
         self._visits = 0
@@ -58,7 +61,11 @@ class OwnedState:
             module = pending.pop()
             found = len(self.hidden_modules)
             for key, value in module.__dict__.items():
-                if key not in _SLOTS:
+                if key in _SLOTS:
+                    continue
+                if type(value) in _PLAIN_CONTAINERS and not value:
+                    self._empty.append(value)  # most of a module's hook dicts: nothing to walk
+                else:
                     self._walk(value)
             for cls in type(module).__mro__:
                 if cls in walked_classes or cls.__module__.startswith(("torch.", "builtins")):
@@ -123,6 +130,9 @@ class OwnedState:
             self._visit(child, depth + 1)
 
     def restore(self) -> None:
+        for container in self._empty:
+            if container:
+                container.clear()
         for container, before in self._containers:
             restore_container(container, before)
         for tensor, name, hooks, items in self._hooks:

@@ -201,6 +201,8 @@ def _copy_back(tensor: torch.Tensor, copy: torch.Tensor) -> None:
 
 def _as_dict(mapping: Any) -> dict[str, Any]:
     """A plain copy of a module's slot mapping (ScriptModules use a mapping-like wrapper)."""
+    if isinstance(mapping, dict):
+        return dict(mapping)
     return {key: mapping[key] for key in mapping.keys()}
 
 
