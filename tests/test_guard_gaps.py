@@ -327,12 +327,10 @@ def test_an_input_that_cannot_be_copied_is_an_input_error_not_consumed() -> None
         def forward(self, xs: Any) -> torch.Tensor:
             return self.lin(next(xs))
 
-    items = iter([torch.ones(2, 4)])
     generator = (t for t in [torch.ones(2, 4)])
-    for given in (generator,):
-        with pytest.raises(tt.InputError, match=r"generator"):
-            tt.analyze(TakesAnIterator(), input_data={"xs": given})
-    assert next(items).shape == (2, 4)  # a list iterator copies: left unconsumed either way
+    with pytest.raises(tt.InputError, match=r"generator"):
+        tt.analyze(TakesAnIterator(), input_data={"xs": generator})
+    assert next(generator).shape == (2, 4)  # not consumed by the analysis
 
 
 class SelfCopying:

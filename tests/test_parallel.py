@@ -376,9 +376,8 @@ def test_fsdp_frees_each_blocks_gathered_parameters_when_it_reshards() -> None:
     w = 1024 * 1024 * 4
     with torch.device("meta"):
         model = Chain(8)
-    plan = {"blocks": ["Layer"]}
-    freed = tt.analyze(model, (1, 1024), parallel=tt.Parallel(fsdp=2, reshard_after_forward=True, **plan))  # type: ignore[arg-type]
-    kept = tt.analyze(model, (1, 1024), parallel=tt.Parallel(fsdp=2, reshard_after_forward=False, **plan))  # type: ignore[arg-type]
+    freed = tt.analyze(model, (1, 1024), parallel=tt.Parallel(fsdp=2, reshard_after_forward=True, blocks=["Layer"]))
+    kept = tt.analyze(model, (1, 1024), parallel=tt.Parallel(fsdp=2, reshard_after_forward=False, blocks=["Layer"]))
     assert freed.memory.parameters == 4 * w == kept.memory.parameters
     assert freed.memory.peak < 8 * w  # was 14 W: no block was ever freed
     assert kept.memory.peak >= 4 * w + 8 * w

@@ -29,7 +29,8 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 
 from ..errors import InputError
-from ..report.parallel import ParallelLayout
+from ..report.parallel import CollectiveStats, ParallelLayout
+from .communication import COLLECTIVE_KINDS
 from .tree import ModuleNode
 
 MIXED_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -440,10 +441,12 @@ def fsdp_groups(nodes: list[ModuleNode]) -> list[tuple[int, list[torch.Tensor]]]
     return found
 
 
-def describe_layout(model: nn.Module, nodes: list[ModuleNode], local_params: int) -> ParallelLayout | None:
+def describe_layout(
+    model: nn.Module, nodes: list[ModuleNode], local_params: int, transfers: Mapping[str, tuple[int, int, int]]
+) -> ParallelLayout | None:
     """The layout of a sharded model, read from its DTensors and FSDP2's state (so a layout
-    the user built by hand reads the same as one from ``Parallel``); None when nothing in it
-    is distributed."""
+    the user built by hand reads the same as one from ``Parallel``), with the collectives the
+    run made (kind -> calls, bytes, wire bytes); None when nothing in it is distributed."""
     import torch.distributed as dist
 
     specs = [getattr(t, "_spec", None) for t in (*model.parameters(), *model.buffers())]
@@ -476,5 +479,5 @@ def describe_layout(model: nn.Module, nodes: list[ModuleNode], local_params: int
         reshard_after_forward=reshard,
         mixed_precision=precision,
         local_params=local_params,
-        communication=(),
+        communication=tuple(CollectiveStats(kind, *transfers[kind]) for kind in COLLECTIVE_KINDS if kind in transfers),
     )

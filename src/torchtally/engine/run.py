@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import inspect
 import logging
 import threading
@@ -24,15 +23,16 @@ from .fakes import FakeConverter, is_fake_limitation
 from ..errors import ForwardError, InputError, TorchtallyError, describe_module
 from ..formulas.registry import Formula, OpLike, per_call_registry
 from ..formulas.resolve import CostModel
-from .communication import COLLECTIVE_KINDS
 from .guard import ModelState
 from .memory import RunMemory, storage_bytes
 from .optim import OptimizerFactory, OptimizerSpec, optimizer_factory, optimizer_step
 from .inputs import DtypeSpec, InputPlan, InputSize, model_device, model_float_dtype
-from .parallel import check_cluster_open, describe_layout, dtensor_shaping_flagged, fake_mode_of, fsdp_storage_followed, original_class, fsdp_groups, is_distributed, local_gradient, local_tensor
+from .parallel import (
+    check_cluster_open, describe_layout, dtensor_shaping_flagged, fake_mode_of, fsdp_groups, fsdp_storage_followed,
+    is_distributed, local_gradient, local_tensor, original_class,
+)  # fmt: skip
 from .params import ParameterIndex, has_lazy_tensors
 from ..report.model import ModelReport
-from ..report.parallel import CollectiveStats
 from .tensors import describe_specs, iter_tensors
 from .training import GradientBytes, LossFn, backward_targets, seed_gradients, stand_in_parameters
 from .tracking import Failure, ModuleTracker
@@ -239,14 +239,7 @@ def _run_once(
     for row, gathered in fsdp_groups(nodes):
         if tracker.records[row].calls:  # FSDP gathered them for its forward: read, through the all-gather
             index.read.update(id(param) for param in gathered)
-    layout = describe_layout(model, nodes, index.local_params()) if sharded else None
-    if layout is not None:
-        layout = dataclasses.replace(
-            layout,
-            communication=tuple(
-                CollectiveStats(kind, *tracker.transfers[kind]) for kind in COLLECTIVE_KINDS if kind in tracker.transfers
-            ),
-        )
+    layout = describe_layout(model, nodes, index.local_params(), tracker.transfers) if sharded else None
     routed = {}  # numel of each routed (expert) parameter -> elements one token uses on average
     for param in index.parameters():
         share = counting.weights.active_share(id(param), param.numel())
