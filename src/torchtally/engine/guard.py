@@ -138,14 +138,17 @@ class ModelState:
         for module, cls in self._classes:
             if type(module) is not cls:  # a parametrization registered in the forward swaps the class
                 module.__class__ = cls
+        attributes = dict(zip(map(id, self._modules), self._attributes))
         for module, before in zip(self._modules, self._attributes):
             _restore_mapping(module.__dict__, before)
         for module, slot, before in self._slots:
             if _restore_mapping(getattr(module, slot), before) and slot == "_parameters":
-                # Modules that cache their weights (RNNs keep a flat list) rebuild it from the slots.
+                # Modules that cache their weights (RNNs keep a flat list) rebuild it from the
+                # slots; the lists they had before (holding the same weights) are then put back.
                 refresh = getattr(module, "_init_flat_weights", None)
                 if callable(refresh):
                     refresh()
+                    _restore_mapping(module.__dict__, attributes[id(module)])
 
     def _restore_data(self) -> None:
         for tensor, data, signature in self._data:

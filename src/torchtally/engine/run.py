@@ -39,6 +39,7 @@ from .tracking import Failure, ModuleTracker
 from .timing import TimingOptions, measure, timing_options
 from .patching import room_for_wrappers
 from .tree import ModuleNode, module_tree
+from .twins import twins_in_slots
 
 MODES = ("eval", "train", "same")
 RUNS = ("auto", "fake", "real")
@@ -166,8 +167,11 @@ def _run_once(
                 raise InputError(f"could not create the inputs on {device}: {exc}") from exc
             # A sharded model is a fake copy (ours, or the user's simulated one, whose `.grad`
             # the guard resets): it trains as it is, FSDP keeping its own parameter objects.
-            stand_ins = stand_in_parameters(nodes, index, fakes) if training is not None and not sharded else []
-            gradient_bytes = GradientBytes(stand_ins)
+            if fakes is not None and device.type == "meta" and not sharded:  # its code sees its tensors on the CPU too
+                stand_ins = twins_in_slots(nodes, index, fakes)
+            else:
+                stand_ins = stand_in_parameters(nodes, index, fakes) if training is not None and not sharded else []
+            gradient_bytes = GradientBytes(stand_ins if training is not None else [])
             counting = CountingMode(tracker, cost_model, index, fakes, None if fake else state)
             live = counting.live
             live.where = tracker._row  # the module running at each change, for the memory timeline
