@@ -18,6 +18,9 @@ from .report.estimate import EstimateStats
 from .estimate import Hardware, calibrate, estimate_time, hardware, hardware_names
 from .engine.parallel import Cluster, Parallel, simulated_cluster
 from .report.parallel import CollectiveStats, ParallelLayout
+from .generation import analyze_generation
+from .report.generation import DecodeStep, GenerationReport
+from .report.schema import generation_schema
 
 __all__ = [
     "Cluster",
@@ -25,8 +28,10 @@ __all__ = [
     "Column",
     "Cost",
     "DataTable",
+    "DecodeStep",
     "EstimateStats",
     "FormulaError",
+    "GenerationReport",
     "ForwardError",
     "Hardware",
     "InputError",
@@ -45,9 +50,11 @@ __all__ = [
     "TorchtallyError",
     "__version__",
     "analyze",
+    "analyze_generation",
     "calibrate",
     "compare",
     "estimate_time",
+    "generation_schema",
     "hardware",
     "hardware_names",
     "register_formula",

@@ -23,6 +23,7 @@ from ..report.model import ModelReport
 from ..analysis import analyze
 from ..report.settings import ViewOptions
 from .budgets import Budget, excesses, parse_budgets
+from .generate import run_generation
 from .errors import EXIT_ANALYSIS_FAILED, EXIT_BUDGET, EXIT_OK, EXIT_PIPE_CLOSED, EXIT_USAGE, CLIError, one_line
 from .arguments import parse
 from .inputs import InputShape, analyze_arguments, from_options, resolve
@@ -146,6 +147,8 @@ def _analyse(spec: str, options: argparse.Namespace, building: ModelOptions, giv
 
 
 def _summary(options: argparse.Namespace) -> int:
+    if options.generate is not None:
+        return run_generation(options, _model_options(options), _analysis(options))
     # Everything that can be wrong with the options fails here, before a long build and run.
     view = ViewOptions.parse(options.depth, split_names(options.columns), split_names(options.rows), options.style)
     budgets = _budgets(options)

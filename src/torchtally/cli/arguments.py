@@ -135,6 +135,13 @@ def summary_parser() -> Parser:
     parser.add_argument("--hardware", metavar="NAME",
                         help="also estimate the time on a chip: h100-sxm, a100-sxm-80gb, l4, ... or local (this "
                              "machine, calibrated); adds Est. time and Bound columns")
+    generation = parser.add_argument_group("generation (language models)")
+    generation.add_argument("--generate", metavar="PROMPT+NEW",
+                            help="analyse generation instead of one forward: the prompt pass and each decode step, "
+                                 "the KV cache, time per token with --hardware, the largest batch that fits; "
+                                 "512+128 is a 512-token prompt and 128 new tokens (batch: --batch-size)")
+    generation.add_argument("--cache", choices=("dynamic", "static"),
+                            help="with --generate: the Hugging Face cache to use (default: the model's own)")
     return parser
 
 

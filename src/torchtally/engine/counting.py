@@ -73,6 +73,10 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             for real, fake in fakes.twins():  # made before the run (a training run's stand-ins)
                 self._new_twin(real, fake)
             fakes.on_new_twin = self._new_twin
+            for param in index.parameters():  # a model made of fake tensors already (a copy of ours, a simulated cluster's)
+                local = getattr(param, "_local_tensor", param)  # a DTensor's shard on this rank
+                if isinstance(local, FakeTensor):
+                    self.weights.add_weight(id(param), local)
         else:
             for param in index.parameters():
                 if param.device.type != "meta" and not is_lazy(param):

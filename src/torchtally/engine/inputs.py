@@ -213,7 +213,7 @@ class InputPlan:
         return tuple(make(a) for a in self.args), {k: make(v) for k, v in self.kwargs.items()}
 
 
-def _tensors_within(value: Any, depth: int = 0, seen: set[int] | None = None) -> list[torch.Tensor]:
+def tensors_within(value: Any, depth: int = 0, seen: set[int] | None = None) -> list[torch.Tensor]:
     """Tensors reachable from ``value`` through containers and object attributes."""
     seen = set() if seen is None else seen
     if isinstance(value, torch.Tensor):
@@ -227,7 +227,7 @@ def _tensors_within(value: Any, depth: int = 0, seen: set[int] | None = None) ->
         children = value
     else:
         children = _attributes_of(value).values()
-    return [t for child in children for t in _tensors_within(child, depth + 1, seen)]
+    return [t for child in children for t in tensors_within(child, depth + 1, seen)]
 
 
 def _attributes_of(value: Any) -> dict[str, Any]:
@@ -256,7 +256,7 @@ def _copy_with_tensors(value: Any, replace: Callable[[torch.Tensor], torch.Tenso
     object is never handed to the forward, which may write into it."""
     if isinstance(value, _SHARED_INPUTS):
         return value
-    memo: dict[int, Any] = {id(t): replace(t) for t in _tensors_within(value)}
+    memo: dict[int, Any] = {id(t): replace(t) for t in tensors_within(value)}
     try:
         copied = copy.deepcopy(value, memo)
     except Exception:  # noqa: BLE001 - any object may refuse deep copying
@@ -276,7 +276,7 @@ def _rebuilt(
         return replace(value)
     if id(value) in done:
         return done[id(value)]
-    if not _tensors_within(value):
+    if not tensors_within(value):
         if not top:
             return value
         try:

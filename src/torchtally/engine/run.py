@@ -4,6 +4,7 @@ fake tensors unless real values are needed), restore the model, build the report
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import inspect
 import logging
@@ -26,7 +27,7 @@ from ..formulas.resolve import CostModel
 from .guard import ModelState
 from .memory import RunMemory, storage_bytes
 from .optim import OptimizerFactory, OptimizerSpec, optimizer_factory, optimizer_step
-from .inputs import DtypeSpec, InputPlan, InputSize, model_device, model_float_dtype
+from .inputs import DtypeSpec, InputPlan, InputSize, model_device, model_float_dtype, tensors_within
 from .parallel import (
     check_cluster_open, describe_layout, dtensor_shaping_flagged, fake_mode_of, fsdp_groups, fsdp_storage_followed,
     is_distributed, local_gradient, local_tensor, original_class,
@@ -48,6 +49,9 @@ RUNS = ("auto", "fake", "real")
 # would interleave. A second thread's analysis waits for the first; re-entry (an analysis
 # started from inside a model's forward) is allowed.
 ANALYSIS_LOCK = threading.RLock()
+# Set by a caller that chains runs (generation: each step's cache feeds the next): the model's
+# output of every fake run is appended to it instead of being dropped.
+OUTPUT_SINK: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("torchtally_output_sink", default=None)
 
 class _NeedsRealRun(Exception):
     """A fake run hit something only real values can do; carries the reason for the report."""
@@ -187,11 +191,15 @@ def _run_once(
                     modes.enter_context(fsdp_storage_followed(live))
                 if training is not None:  # through the backward too: checkpointing creates nodes there
                     modes.enter_context(tracker.autograd_nodes_labelled())
+                # Every tensor handed in, also inside objects (a cache), before the forward edits them.
+                figures.inputs = storage_bytes(tensors_within((args, kwargs)))
                 output = model(*args, **kwargs)
+                sink = OUTPUT_SINK.get()
+                if sink is not None and fake:
+                    sink.append(output)
                 if training is not None:  # a loss_fn's work is forward work
                     targets = backward_targets(output, training.loss_fn)
                 figures.forward_peak, figures.forward_end = live.peak, live.current
-                figures.inputs = storage_bytes(iter_tensors((args, kwargs)))
                 figures.outputs = storage_bytes(iter_tensors(output))
                 figures.outputs_alive = live.bytes_of(iter_tensors(output))
                 if training is not None:

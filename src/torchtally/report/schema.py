@@ -27,3 +27,11 @@ def report_schema() -> dict[str, Any]:
 def table_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a `DataTable`'s ``to_dict()``."""
     return _load("table.schema.json")
+
+
+def generation_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a `GenerationReport`'s ``to_dict()``
+    (``"schema": "torchtally.generation/1"``); its ``prefill`` is a report as `report_schema` says."""
+    schema = _load("generation.schema.json")
+    schema["$defs"]["report"] = report_schema()  # an embedded resource: `prefill` refers to it by its $id
+    return schema

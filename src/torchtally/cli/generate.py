@@ -1,0 +1,76 @@
+"""``torchtally MODEL --generate 512+128``: a language model's generation instead of one forward."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+
+from ..estimate.apply import resolve as resolve_hardware
+from ..generation import analyze_generation
+from ..report.generation import GenerationReport
+from .errors import EXIT_OK, CLIError
+from .models import ModelOptions, build
+from .output import choose_format, write
+
+# Options that describe one forward pass (its inputs, a training step, its table) and mean
+# nothing for a generation, which makes its own token inputs.
+_SINGLE_PASS = {
+    "input_size": "--input-size", "dtype": "--dtype", "training": "--training", "optimizer": "--optimizer",
+    "columns": "--columns", "rows": "--rows", "max_params": "--max-params", "max_macs": "--max-macs",
+    "max_flops": "--max-flops", "max_memory": "--max-memory",
+}  # fmt: skip
+
+
+def parse_lengths(text: str) -> tuple[int, int]:
+    """``"512+128"`` -> (512, 128)."""
+    prompt, plus, new = text.partition("+")
+    try:
+        lengths = int(prompt.replace("_", "")), int(new.replace("_", ""))
+    except ValueError:
+        lengths = (0, 0)
+    if not plus or min(lengths) < 1:
+        raise CLIError(f"--generate: expected PROMPT+NEW token counts, both at least 1 (512+128); got {text!r}")
+    return lengths
+
+
+def _check_options(options: argparse.Namespace) -> None:
+    given = [flag for name, flag in _SINGLE_PASS.items() if getattr(options, name, None)]
+    if given:
+        raise CLIError(f"--generate makes its own token inputs and reports no layer table: drop {', '.join(given)}")
+    if options.cache is not None and options.generate is None:
+        raise CLIError("--cache applies to --generate")
+
+
+def generation_text(report: GenerationReport, fmt: str) -> str:
+    if fmt == "json":
+        return report.to_json() + "\n"
+    if fmt == "csv":
+        return report.to_csv()
+    if fmt == "text":
+        return report.table() + "\n"
+    raise CLIError(f"--generate writes text, json or csv; not {fmt}")
+
+
+def run_generation(options: argparse.Namespace, building: ModelOptions, settings: dict[str, object]) -> int:
+    _check_options(options)
+    prompt, new = parse_lengths(options.generate)
+    fmt = choose_format(options.format, options.output)
+    if fmt not in ("text", "json", "csv"):  # checked before the long run
+        raise CLIError(f"--generate writes text, json or csv; not {fmt}")
+    chip = None if options.hardware is None else resolve_hardware(options.hardware)  # a bad name fails first
+    arguments = sys.argv
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # the model's own prints stay off the result
+            sys.argv = [options.model.rpartition(":")[0] or options.model]
+            built = build(options.model, building)
+            report = analyze_generation(
+                built.module, prompt, new, options.batch_size or 1, hardware=chip, cache=options.cache,
+                parallel=settings.get("parallel"),  # type: ignore[arg-type]
+            )
+    except SystemExit as exit_:
+        raise CLIError(f"{options.model}: the model's code exited (SystemExit {exit_.code!r}) instead of building a model") from None
+    finally:
+        sys.argv = arguments
+    write(generation_text(report, fmt), options.output)
+    return EXIT_OK

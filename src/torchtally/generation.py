@@ -1,0 +1,202 @@
+"""The public ``analyze_generation``: a language model's prompt pass and decode steps on fake
+tensors (the engine), with their times on a chip (the estimate) and the largest batch that
+fits it."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from .engine import run as engine
+from .engine.generation import CACHE_KINDS, GenerationRunner, RunResult
+from .engine.parallel import Parallel, simulated_cluster
+from .errors import InputError
+from .estimate import Hardware, estimate_time
+from .estimate.apply import resolve
+from .estimate.steps import interpolated, sample_steps
+from .report.generation import DecodeStep, GenerationReport
+from .report.model import ModelReport
+
+_NO_ROUTING = -1  # a step's active parameters when nothing was routed (kept numeric for the sampling)
+_BATCH_SEARCH_LIMIT = 24  # batch sizes tried at most when the peak is not affine in the batch
+
+
+def _whole(value: Any, name: str, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise InputError(f"{name} must be a whole number of at least {least}; got {value!r}")
+    return value
+
+
+def _check_cache(cache: Any) -> None:
+    if isinstance(cache, str) and cache not in CACHE_KINDS:
+        raise InputError(f"cache={cache!r}: a cache name is one of {', '.join(map(repr, CACHE_KINDS))}, or pass a cache object")
+
+
+def analyze_generation(
+    model: nn.Module,
+    prompt_tokens: int = 512,
+    new_tokens: int = 128,
+    batch_size: int = 1,
+    *,
+    hardware: Hardware | str | None = None,
+    cache: Any = None,
+    parallel: Parallel | None = None,
+    **forward_kwargs: Any,
+) -> GenerationReport:
+    """Analyse a language model's generation: the prompt pass (prefill) of ``prompt_tokens``
+    tokens, then ``new_tokens`` decode steps of one token per sequence against the cache the
+    model's own code keeps, for ``batch_size`` sequences, all on fake tensors.
+
+    Args:
+        model: a causal language model whose forward takes a cache (``cache=`` or
+            ``past_key_values=``) and returns it: a Hugging Face ``*ForCausalLM``, or your own.
+            It is left exactly as it was; the runs use a fake copy.
+        hardware: a catalog name (``"h100-sxm"``), ``"local"`` or a ``tt.Hardware``: the
+            estimated time of the prefill (time to first token) and of every step, tokens per
+            second, and the largest batch whose peak fits the chip's memory.
+        cache: ``None`` (the model's own default: a Hugging Face ``DynamicCache``),
+            ``"dynamic"``, ``"static"`` (a ``StaticCache`` of prompt + new tokens), or a
+            cache object to start from (copied, never written to).
+        parallel: one rank of a parallel layout (``tt.Parallel(tp=8)``): per-rank cache,
+            compute and memory.
+        **forward_kwargs: passed to every forward (``logits_to_keep=0`` to compute the
+            prompt's every logit; by default only the last, as ``generate`` does).
+    """
+    _whole(prompt_tokens, "prompt_tokens", 1)
+    _whole(new_tokens, "new_tokens", 1)
+    _whole(batch_size, "batch_size", 1)
+    _check_cache(cache)
+    if not isinstance(model, nn.Module):
+        raise InputError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    chip = None if hardware is None else resolve(hardware)
+    with engine.ANALYSIS_LOCK:
+        if parallel is None:
+            runner = GenerationRunner(model, prompt_tokens=prompt_tokens, new_tokens=new_tokens, cache=cache, forward_kwargs=forward_kwargs)
+            return _generation(runner, batch_size, chip)
+        if not isinstance(parallel, Parallel):
+            raise InputError(f"parallel= takes a tt.Parallel(fsdp=..., tp=..., dp=...); got {type(parallel).__name__}")
+        with simulated_cluster(parallel.world_size, rank=parallel.rank) as cluster, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="FSDP2-wrapped module", category=UserWarning)
+            sharded = cluster.shard(model, parallel)
+            runner = GenerationRunner(sharded, prompt_tokens=prompt_tokens, new_tokens=new_tokens, cache=cache, forward_kwargs=forward_kwargs)
+            return _generation(runner, batch_size, chip)
+
+
+def _estimated(report: ModelReport, chip: Hardware | None) -> ModelReport:
+    return report if chip is None else estimate_time(report, chip)
+
+
+def _figures(result: RunResult, chip: Hardware | None) -> list[float | int]:
+    """A step's figures, in DecodeStep's order (the sampling checks each is on its line)."""
+    report = _estimated(result.report, chip)
+    root = report.layers[0]
+    active = report.active_params if report.active_params is not None else _NO_ROUTING
+    figures: list[float | int] = [
+        report.total_macs, report.total_flops, root.memory_read, root.memory_write, result.cache_bytes_after, result.peak, active,
+    ]  # fmt: skip
+    if report.estimate is not None:
+        figures.append(report.estimate.latency)
+    return figures
+
+
+def _steps(runner: GenerationRunner, batch: int, chip: Hardware | None) -> tuple[DecodeStep, ...]:
+    done = sample_steps(lambda index: _figures(runner.decode_step(batch, index), chip), runner.new_tokens)
+    steps = []
+    for index, (figures, run) in enumerate(interpolated(done, runner.new_tokens)):
+        macs, flops, read, written, cache, peak, active = (int(v) for v in figures[:7])
+        steps.append(DecodeStep(
+            index=index, position=runner.prompt_tokens + index, macs=macs, flops=flops, memory_read=read,
+            memory_write=written, kv_cache_bytes=cache, peak_memory=peak,
+            estimated_time=float(figures[7]) if len(figures) > 7 else None,
+            active_params=None if active == _NO_ROUTING else active, sampled=run,
+        ))  # fmt: skip
+    return tuple(steps)
+
+
+def _bytes_per_token(prefill: RunResult, first: DecodeStep, batch: int, runner: GenerationRunner) -> int | None:
+    """What one more token adds to the cache per sequence: the first step's growth; for a
+    cache allocated whole beforehand (a StaticCache), its bytes per slot."""
+    growth = first.kv_cache_bytes - prefill.cache_bytes_after
+    if growth > 0:
+        return round(growth / batch)
+    capacity = _capacity(runner.held_cache(batch))
+    if isinstance(capacity, int) and capacity > 0 and prefill.cache_bytes_after:
+        return round(prefill.cache_bytes_after / (batch * capacity))
+    return None
+
+
+def _capacity(cache: Any) -> int | None:
+    """The tokens a preallocated cache holds per sequence (Hugging Face: ``get_max_length()``)."""
+    measure = getattr(cache, "get_max_length", None)
+    try:
+        capacity = measure() if callable(measure) else getattr(cache, "max_cache_len", None)
+    except Exception:  # noqa: BLE001 - a dynamic cache may refuse: it has no capacity
+        return None
+    return capacity if isinstance(capacity, int) and capacity > 0 else None
+
+
+def _generation(runner: GenerationRunner, batch: int, chip: Hardware | None) -> GenerationReport:
+    prefill = runner.prefill(batch)
+    steps = _steps(runner, batch, chip)
+    prefill_report = _estimated(prefill.report, chip)
+    memory = prefill_report.memory
+    peak = max(prefill.peak, *(step.peak_memory for step in steps))
+    largest = None
+    if chip is not None and chip.memory_bytes:
+        worst = max((step for step in steps if step.sampled), key=lambda step: step.peak_memory)
+        known = {batch: peak}
+        largest = _largest_batch(lambda b: _peak_at(runner, b, worst.index), chip.memory_bytes, known)
+    return GenerationReport(
+        model_type=prefill_report.model_type,
+        prompt_tokens=runner.prompt_tokens,
+        new_tokens=runner.new_tokens,
+        batch_size=batch,
+        cache_type=type(runner.held_cache(batch)).__name__,
+        prefill=prefill_report,
+        decode_steps=steps,
+        kv_cache_bytes_per_token=_bytes_per_token(prefill, steps[0], batch, runner),
+        weight_bytes=memory.parameters + memory.buffers,
+        peak_memory=peak,
+        prefill_kv_cache_bytes=prefill.cache_bytes_after,
+        prefill_peak_memory=prefill.peak,
+        hardware=None if chip is None else chip.to_dict(),
+        max_batch_size=largest,
+    )
+
+
+def _peak_at(runner: GenerationRunner, batch: int, step: int) -> int:
+    """The generation's peak at ``batch`` sequences: its prefill's, or that of the step that
+    peaked at the batch analysed."""
+    return max(runner.prefill(batch).peak, runner.decode_step(batch, step).peak)
+
+
+def _largest_batch(peak_at: Callable[[int], int], memory: int, known: dict[int, int]) -> int:
+    """The largest batch whose peak fits ``memory``: the peak is affine in the batch (weights,
+    then so much per sequence), so two batches give the answer, which is then checked by
+    running it and the next batch (and moved one by one while the check fails)."""
+
+    def peak(batch: int) -> int:
+        if batch not in known:
+            known[batch] = peak_at(batch)
+        return known[batch]
+
+    base = min(known)
+    other = base + 1
+    slope = peak(other) - peak(base)
+    if slope <= 0:
+        raise InputError("the generation's peak does not grow with the batch size, so no largest batch can be found")
+    guess = max(base + (memory - peak(base)) // slope, 0)
+    for _ in range(_BATCH_SEARCH_LIMIT):
+        if guess >= 1 and peak(guess) > memory:
+            guess -= 1
+        elif peak(guess + 1) <= memory:
+            guess += 1
+        else:
+            return guess
+    raise InputError(
+        f"the generation's peak is not affine in the batch size (batches tried: {sorted(known)}), so the largest "
+        "batch that fits was not found"
+    )
