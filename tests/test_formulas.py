@@ -362,6 +362,100 @@ def test_upsample(mode: str, shape: tuple[int, ...], out_elements: int, per_outp
     assert report.uncounted_ops == {}
 
 
+# Antialiased resampling (pool.py): a pass along the width, then one along the height; each
+# output element of a pass reads the input elements of its filter window (x multiplies, x - 1
+# adds). Windows by hand: output i's centre is scale * (i + 0.5) in input coordinates, it
+# reads inputs [int(centre - s + 0.5), int(centre + s + 0.5)) clipped to the input, with s
+# the half-width (1 bilinear, 2 bicubic; times the scale when shrinking).
+
+
+@pytest.mark.parametrize(
+    "mode,shape,size,flops",
+    [
+        # 8 -> 4, scale 2, s = 4: centres 1, 3, 5, 7 read [0,5) [0,7) [1,8) [3,8): 5, 7, 7, 5
+        # inputs, 9 + 13 + 13 + 9 = 44 per line. Width: 2 planes x 8 rows; height: 2 x 4 columns.
+        ("bicubic", (1, 2, 8, 8), (4, 4), 2 * 8 * 44 + 2 * 4 * 44),
+        # 4 -> 8 along the width only, scale 0.5, s = 1: centres 0.25, 0.75, ..., 3.75 read
+        # 1, 2, 2, 2, 2, 2, 2, 1 inputs (the edges lose a neighbour): 1 + 6 x 3 + 1 = 20 per row;
+        # the height is unchanged: no second pass. 3 rows.
+        ("bilinear", (1, 1, 3, 4), (3, 8), 3 * 20),
+    ],
+)
+def test_antialiased_resampling(mode: str, shape: tuple[int, ...], size: tuple[int, int], flops: int) -> None:
+    report = tt.analyze(Fn(lambda x: F.interpolate(x, size=size, mode=mode, antialias=True)), shape)
+    assert report.total_flops == flops
+    assert report.total_macs == 0
+    assert report.uncounted_ops == {}
+
+
+def _bicubic_windows(size: int, out: int) -> list[tuple[int, int, float]]:
+    """(first input, inputs read, centre) per output, the rule of the comment above."""
+    scale = size / out
+    half = 2 * max(scale, 1.0)
+    found = []
+    for i in range(out):
+        centre = scale * (i + 0.5)
+        first = max(int(centre - half + 0.5), 0)
+        found.append((first, min(int(centre + half + 0.5), size) - first, centre))
+    return found
+
+
+def test_antialiased_windows_are_the_kernels() -> None:
+    """The windows of the rule above, weighted by the antialias bicubic filter (a = -0.5),
+    give PyTorch's own resampled values: so they are the elements the kernel reads. The
+    FLOPs follow from them (13 -> 5 along the width: one pass)."""
+
+    def cubic(x: float) -> float:
+        x, a = abs(x), -0.5
+        return ((a + 2) * x - (a + 3)) * x * x + 1 if x < 1 else ((((x - 5) * x + 8) * x - 4) * a if x < 2 else 0.0)
+
+    line = torch.randn(13, dtype=torch.float64)
+    windows = _bicubic_windows(13, 5)
+    mine = []
+    for first, read, centre in windows:
+        weights = [cubic((first + j - centre + 0.5) * 5 / 13) for j in range(read)]
+        mine.append(sum(w * float(line[first + j]) for j, w in enumerate(weights)) / sum(weights))
+    theirs = F.interpolate(line.view(1, 1, 1, 13), size=(1, 5), mode="bicubic", antialias=True).view(5)
+    assert torch.allclose(theirs, torch.tensor(mine, dtype=torch.float64), atol=1e-12)
+    report = tt.analyze(Fn(lambda x: F.interpolate(x, size=(1, 5), mode="bicubic", antialias=True)), (1, 1, 1, 13))
+    assert report.total_flops == sum(2 * read - 1 for _, read, _ in windows)
+
+
+# --------------------------------------------------------------------------------------
+# Linear algebra (linalg.py, pointwise.py).
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "a,b,kwargs,macs,flops",
+    [
+        # 3 right-hand sides through a 5x5 triangle: 3 x (5*4/2) MACs; + 3 x 5 divides
+        ((5, 5), (5, 3), {"upper": False}, 3 * 10, 2 * 30 + 15),
+        # unit diagonal: no divides
+        ((5, 5), (5, 3), {"upper": True, "unitriangular": True}, 3 * 10, 2 * 30),
+        # X A = B, batched: 2 x 3 rows of B are the right-hand sides, 4x4 triangles: 6 x 6 MACs
+        ((2, 4, 4), (2, 3, 4), {"upper": True, "left": False}, 6 * 6, 2 * 36 + 6 * 4),
+    ],
+)
+def test_solve_triangular(a: tuple[int, ...], b: tuple[int, ...], kwargs: dict[str, Any], macs: int, flops: int) -> None:
+    report = tt.analyze(Fn(lambda x, y: torch.linalg.solve_triangular(x, y, **kwargs)), [a, b])
+    assert (report.total_macs, report.total_flops) == (macs, flops)
+    assert report.uncounted_ops == {}
+
+
+def test_triangular_solve() -> None:
+    # the older spelling, B first: 2 right-hand sides, 6x6 triangle: 2 x 15 MACs, 2 x 6 divides
+    report = tt.analyze(Fn(lambda b, a: torch.triangular_solve(b, a).solution), [(6, 2), (6, 6)])
+    assert (report.total_macs, report.total_flops) == (2 * 15, 2 * 30 + 12)
+
+
+def test_polar() -> None:
+    # abs * cos(angle) + i abs * sin(angle): cos, sin and two multiplies per element, 4 x 3 x 5
+    report = tt.analyze(Fn(torch.polar), [(3, 5), (3, 5)])
+    assert (report.total_macs, report.total_flops) == (0, 4 * 15)
+    assert report.uncounted_ops == {}
+
+
 # --------------------------------------------------------------------------------------
 # Reductions (reduction.py): 1 FLOP per input element.
 # --------------------------------------------------------------------------------------
@@ -425,10 +519,10 @@ def test_op_without_formula_is_listed_with_its_calls() -> None:
 
 
 def test_aten_op_without_formula_is_listed() -> None:
-    # anti-aliased resizing: its filter support depends on the scale, no formula yet
-    model = Fn(lambda x: F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True))
+    # a QR decomposition: no formula yet
+    model = Fn(lambda x: torch.linalg.qr(x).Q)
     report = tt.analyze(model, (1, 3, 8, 8))
-    assert report.uncounted_ops == {"aten._upsample_bilinear2d_aa": 1}
+    assert report.uncounted_ops == {"aten.linalg_qr": 1}
 
 
 @pytest.mark.parametrize(

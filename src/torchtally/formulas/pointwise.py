@@ -67,6 +67,8 @@ formula(
 formula(*aten_ops("addcmul", "addcmul_", "addcdiv", "addcdiv_"))(per_element(2))
 # start + weight * (end - start): a subtract, a multiply and an add.
 formula(*aten_ops("lerp", "lerp_"))(per_element(3))
+# abs * cos(angle) + i * abs * sin(angle): a cosine, a sine and two multiplies per element.
+formula(*aten_ops("polar"))(per_element(4))
 
 
 @formula(*aten_ops("native_dropout"))
