@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.export import ExportedProgram
 
 from .engine import run as engine
 from .engine.inputs import DtypeSpec, InputSize
@@ -24,7 +25,7 @@ from .report.model import ModelReport
 
 
 def analyze(
-    model: nn.Module,
+    model: nn.Module | ExportedProgram,
     input_size: InputSize | None = None,
     *,
     input_data: Any = None,
@@ -54,7 +55,7 @@ def analyze(
     return report if chip is None else estimate_time(report, chip)
 
 
-def analyze_parallel(model: nn.Module, input_size: InputSize | None, plan: Parallel, options: dict[str, Any]) -> ModelReport:
+def analyze_parallel(model: nn.Module | ExportedProgram, input_size: InputSize | None, plan: Parallel, options: dict[str, Any]) -> ModelReport:
     """One rank of ``plan``: the layout applied to a fake copy of ``model`` in a simulated
     cluster, then the same analysis as a model sharded by hand there gets."""
     if not isinstance(plan, Parallel):

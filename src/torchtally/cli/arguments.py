@@ -22,6 +22,7 @@ MODEL is one of:
   path/to/file.py:Net              your code: a class or a function returning an nn.Module,
   package.module:make_model        called with the --arg values
   model.pt                         a pickled whole model (only with --trust-pickle)
+  model.pt2                        a saved torch.export program, its example inputs by default (--trust-pickle)
 Models are built on the meta device (no memory, no weights, nothing downloaded) unless
 --device asks for real tensors.
 

@@ -2,7 +2,7 @@
 
 The forms, tried in this order: ``torchvision:NAME``, ``timm:NAME``, ``hf:TYPE`` or
 ``hf:path/config.json``; user code ``file.py:Name`` / ``package.module:name``; a pickled
-model file (``.pt``, with --trust-pickle); a ``config.json`` or a folder holding one; a bare
+model file (``.pt``) or a saved exported program (``.pt2``), with --trust-pickle; a ``config.json`` or a folder holding one; a bare
 name (torchvision, then timm, then a Hugging Face model type).
 
 Models are built on the meta device unless --device asks for real tensors, so building one
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .errors import CLIError, one_line
+from .exported import SUFFIX as EXPORTED_SUFFIX, load_exported
 from .files import PICKLE_SUFFIXES, load_pickled_model, load_weights
 from .huggingface import build_hf, model_types
 from .inputs import InputShape
@@ -25,7 +26,7 @@ from .suggest import close_matches
 from .usercode import build_user_model, looks_like_code
 from .zoo import build_timm, build_torchvision, timm_names, torchvision_names
 
-FORMS = "a torchvision name, timm:NAME, hf:TYPE, a config.json, file.py:Class, package.module:factory or a .pt file"
+FORMS = "a torchvision name, timm:NAME, hf:TYPE, a config.json, file.py:Class, package.module:factory, a .pt or a .pt2 file"
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ def _build(spec: str, options: ModelOptions) -> tuple[nn.Module, list[InputShape
         return build_hf(name, options.overrides, options.args, options.hf_class, options.device, options.debug)
     if looks_like_code(spec):
         return build_user_model(spec, options.args, options.device), None
+    if spec.lower().endswith(EXPORTED_SUFFIX):
+        if options.args:
+            raise CLIError(f"{spec} is a saved exported program: it takes no --arg")
+        return load_exported(spec, options.trust_pickle)
     if spec.lower().endswith(PICKLE_SUFFIXES):
         if options.args:
             raise CLIError(f"{spec} is a saved model: it takes no --arg")

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch._subclasses import fake_tensor
+from torch.export import ExportedProgram
 
 from .build import build_report, with_timing
 from .collector import collector_paused
@@ -40,6 +41,7 @@ from .tracking import Failure, ModuleTracker
 from .timing import TimingOptions, measure, timing_options
 from .patching import room_for_wrappers
 from .tree import ModuleNode, module_tree
+from .exported import as_module, fixed_mode, mode_is_fixed
 from .twins import twins_in_slots
 
 MODES = ("eval", "train", "same")
@@ -158,7 +160,7 @@ def _run_once(
     try:
         if not fake:
             state.copy_buffers()
-        if mode != "same":
+        if mode in ("eval", "train"):
             model.train(mode == "train")
         # Training needs autograd even when called under no_grad or inference_mode.
         grad_mode = torch.no_grad() if training is None else _autograd_on()
@@ -297,7 +299,7 @@ def _check_not_view_settings(model: nn.Module, kwargs: Mapping[str, Any]) -> Non
 
 
 def analyze(
-    model: nn.Module,
+    model: nn.Module | ExportedProgram,
     input_size: InputSize | None = None,
     *,
     input_data: Any = None,
@@ -316,7 +318,9 @@ def analyze(
     """Analyse one forward pass of ``model`` and return the report. Prints nothing.
 
     Args:
-        model: any ``nn.Module``; it is left exactly as it was (see the README's guarantees).
+        model: any ``nn.Module``; it is left exactly as it was (see the README's guarantees). A
+            ``torch.export.ExportedProgram`` is analysed as its ``.module()``, by default with
+            its example inputs.
         input_size: the shape of the input (any rank), a list of shapes for several
             positional inputs, or a dict of shapes by argument name.
         input_data: the inputs themselves instead: a tensor, a tuple/list (positional
@@ -340,8 +344,9 @@ def analyze(
             Needs real weights (not the meta device); the counting itself stays as ``run`` says.
         forward_kwargs / **kwargs: keyword arguments passed on to ``model.forward``.
     """
+    model, input_data, forward_kwargs = as_module(model, input_size, input_data, forward_kwargs, kwargs)
     if not isinstance(model, nn.Module):
-        raise InputError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        raise InputError(f"model must be a torch.nn.Module or a torch.export.ExportedProgram; got {type(model).__name__}")
     with ANALYSIS_LOCK:
         return _analyze(
             model, input_size, input_data, dtypes, device, mode, run, training, optimizer, loss_fn, formulas,
@@ -374,7 +379,10 @@ def _analyze(
         raise InputError(f"loss_fn must be a callable taking the model's output; got {loss_fn!r}")
     timing_plan = timing_options(timing)
     _check_not_view_settings(model, kwargs)
-    mode = _choice(("train" if training else "eval") if mode is None else mode, MODES, "mode")
+    if mode_is_fixed(model):  # torch.export's module: its train() and eval() raise
+        mode = fixed_mode(mode)
+    else:
+        mode = _choice(("train" if training else "eval") if mode is None else mode, MODES, "mode")
     run = _choice(run, RUNS, "run")
     plan_training = None
     if training:

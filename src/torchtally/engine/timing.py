@@ -200,7 +200,7 @@ def measure(
     where = "a warm-up pass"
     try:
         state.copy_buffers()
-        if mode != "same":
+        if mode in ("eval", "train"):  # not "same", nor "fixed" (an exported program)
             model.train(mode == "train")
         with torch.no_grad(), room_for_wrappers(nodes), torch.cuda.device(device) if clock.cuda else contextlib.nullcontext():
             timers.attach()  # during warm-up only to say where a failure happened

@@ -173,7 +173,8 @@ def _run_lines(report: ModelReport) -> list[str]:
     inputs = ", ".join(f"{shape_text(spec.shape)} {spec.dtype}" for spec in report.inputs) or "no tensors"
     how = "fake tensors (no real compute)" if report.execution == "fake" else "real tensors"
     where = "meta (kernels chosen as on cpu)" if report.device == "meta" else report.device
-    lines.append(f"Run: {how}, {report.mode} mode, on {where}; input {inputs}")
+    mode = "mode fixed at export" if report.mode == "fixed" else f"{report.mode} mode"  # torch.export's module
+    lines.append(f"Run: {how}, {mode}, on {where}; input {inputs}")
     if report.fallback_reason:
         lines.append(f"Note: ran for real because {report.fallback_reason}")
     return lines

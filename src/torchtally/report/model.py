@@ -275,7 +275,7 @@ class ModelReport:
     layers: tuple[LayerReport, ...]
     execution: str  # "fake" (fake tensors, no arithmetic) or "real"
     fallback_reason: str | None  # why a fake run was not possible, when it fell back to real
-    mode: str  # "eval", "train" or "same"
+    mode: str  # "eval", "train", "same" or "fixed" (torch.export's module)
     device: str
     shared_params: int  # elements of parameters held by more than one module (counted once)
     unused_modules: tuple[str, ...]  # top-most modules never called (their subtrees were not either)
