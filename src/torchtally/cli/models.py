@@ -10,6 +10,7 @@ costs no memory and never needs weights."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,12 @@ def parse_device(text: str | None) -> torch.device:
 
 
 def build(spec: str, options: ModelOptions) -> BuiltModel:
-    model, inputs = _build(spec.strip(), options)
+    with warnings.catch_warnings():
+        # What a model's construction warns about (deprecations, config advice) is the model
+        # author's business, not the analysis's: shown only with --debug.
+        if not options.debug:
+            warnings.simplefilter("ignore")
+        model, inputs = _build(spec.strip(), options)
     if options.model_dtype is not None:
         try:
             model = model.to(options.model_dtype)
