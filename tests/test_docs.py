@@ -63,7 +63,7 @@ from docs_support import (
 
 BLOCKS = all_blocks()
 ALLOWED_SKIPS = {CUDA_REASON}
-README_LIMIT = 13_000  # bytes: the README is a front door; the reference lives in docs/
+README_LIMIT = 14_000  # bytes (about a fifth of the 61 KB manual it replaced): a front door; the reference lives in docs/
 
 
 def _id(block: Block) -> str:

@@ -116,14 +116,16 @@ def _steps(runner: GenerationRunner, batch: int, chip: Hardware | None) -> tuple
     return tuple(steps)
 
 
-def _bytes_per_token(prefill: RunResult, first: DecodeStep, batch: int, runner: GenerationRunner) -> int | None:
-    """What one more token adds to the cache per sequence: the first step's growth; for a
-    cache allocated whole beforehand (a StaticCache), its bytes per slot."""
-    growth = first.kv_cache_bytes - prefill.cache_bytes_after
+def _bytes_per_token(prefill: RunResult, steps: tuple[DecodeStep, ...], batch: int, runner: GenerationRunner) -> int | None:
+    """What one more token adds to the cache per sequence: the growth from the first decode
+    step to the second (the prefill's cache may hold more than its keys and values: views
+    into a fused projection's output); for a cache allocated whole beforehand (a
+    StaticCache), its bytes per slot."""
+    growth = steps[1].kv_cache_bytes - steps[0].kv_cache_bytes if len(steps) > 1 else steps[0].kv_cache_bytes - prefill.cache_bytes_after
     if growth > 0:
         return round(growth / batch)
     capacity = _capacity(runner.held_cache(batch))
-    if isinstance(capacity, int) and capacity > 0 and prefill.cache_bytes_after:
+    if capacity is not None and prefill.cache_bytes_after:
         return round(prefill.cache_bytes_after / (batch * capacity))
     return None
 
@@ -157,7 +159,7 @@ def _generation(runner: GenerationRunner, batch: int, chip: Hardware | None) -> 
         cache_type=type(runner.held_cache(batch)).__name__,
         prefill=prefill_report,
         decode_steps=steps,
-        kv_cache_bytes_per_token=_bytes_per_token(prefill, steps[0], batch, runner),
+        kv_cache_bytes_per_token=_bytes_per_token(prefill, steps, batch, runner),
         weight_bytes=memory.parameters + memory.buffers,
         peak_memory=peak,
         prefill_kv_cache_bytes=prefill.cache_bytes_after,
@@ -173,10 +175,11 @@ def _peak_at(runner: GenerationRunner, batch: int, step: int) -> int:
     return max(runner.prefill(batch).peak, runner.decode_step(batch, step).peak)
 
 
-def _largest_batch(peak_at: Callable[[int], int], memory: int, known: dict[int, int]) -> int:
-    """The largest batch whose peak fits ``memory``: the peak is affine in the batch (weights,
-    then so much per sequence), so two batches give the answer, which is then checked by
-    running it and the next batch (and moved one by one while the check fails)."""
+def _largest_batch(peak_at: Callable[[int], int], memory: int, known: dict[int, int]) -> int | None:
+    """The largest batch whose peak fits ``memory`` (0: not even one sequence): the peak is
+    affine in the batch (weights, then so much per sequence), so two batches give the answer,
+    which is then checked by running it and the next batch (and moved one by one while the
+    check fails). None when the peak does not grow with the batch."""
 
     def peak(batch: int) -> int:
         if batch not in known:
@@ -187,7 +190,7 @@ def _largest_batch(peak_at: Callable[[int], int], memory: int, known: dict[int, 
     other = base + 1
     slope = peak(other) - peak(base)
     if slope <= 0:
-        raise InputError("the generation's peak does not grow with the batch size, so no largest batch can be found")
+        return None
     guess = max(base + (memory - peak(base)) // slope, 0)
     for _ in range(_BATCH_SEARCH_LIMIT):
         if guess >= 1 and peak(guess) > memory:

@@ -52,10 +52,16 @@ class RunResult:
         return self.report.memory.peak - self.released_bytes + self.transient_bytes
 
 
+def _cache_tensors(cache: Any) -> list[torch.Tensor]:
+    """The tensors a cache holds its keys and values in (and a quantized cache its scales):
+    every tensor inside it but the 0-dimensional bookkeeping (lengths, positions)."""
+    return [tensor for tensor in tensors_within(cache) if tensor.dim() > 0]
+
+
 def _storages(cache: Any) -> dict[int, int]:
     """The cache's tensors' storages: key -> bytes."""
     found: dict[int, int] = {}
-    for tensor in tensors_within(cache):
+    for tensor in _cache_tensors(cache):
         try:
             storage = tensor.untyped_storage()
         except (RuntimeError, NotImplementedError):
@@ -66,7 +72,7 @@ def _storages(cache: Any) -> dict[int, int]:
 
 def cache_bytes(cache: Any) -> int:
     """The bytes a cache holds: its tensors' storages, each once (the tensors that exist, not a formula)."""
-    return storage_bytes(tensors_within(cache)) if cache is not None else 0
+    return storage_bytes(_cache_tensors(cache)) if cache is not None else 0
 
 
 def _parameters_of(forward: Any) -> tuple[dict[str, inspect.Parameter], bool]:
@@ -117,6 +123,13 @@ class GenerationRunner:
         self._caches: dict[int, list[tuple[int, Any]]] = {}
 
     def _arguments(self) -> tuple[str, dict[str, Any]]:
+        config = getattr(self.model, "config", None)
+        if getattr(config, "is_encoder_decoder", False):
+            raise InputError(
+                f"{type(self.model).__name__} is an encoder-decoder model; generation analysis runs decoder-only "
+                "language models (its decode steps would need the encoder's outputs and decoder inputs): analyse its "
+                "passes with tt.analyze"
+            )
         parameters, takes_any = _parameters_of(self.model.forward)
         named = [name for name in _CACHE_ARGUMENTS if name in parameters]
         if not named and not takes_any:
@@ -126,7 +139,7 @@ class GenerationRunner:
                 "keeps a KV cache (a Hugging Face *ForCausalLM, or a forward taking past_key_values=)"
             )
         fixed: dict[str, Any] = {}
-        if "use_cache" in parameters or (takes_any and not parameters.get("use_cache")):
+        if "use_cache" in parameters:
             fixed["use_cache"] = True
         if "logits_to_keep" in parameters:
             fixed["logits_to_keep"] = 1  # as generate() does: the prompt's last token's logits only

@@ -58,7 +58,7 @@ class GenerationReport:
     prefill_kv_cache_bytes: int  # the cache the prompt pass left
     prefill_peak_memory: int  # weights + cache + the prompt pass's working set at its largest
     hardware: Mapping[str, Any] | None = None
-    max_batch_size: int | None = None
+    max_batch_size: int | None = None  # None without a chip (or a peak that does not grow with the batch); 0: not one sequence fits
 
     @property
     def sampled_steps(self) -> tuple[int, ...]:
