@@ -7,7 +7,6 @@ can call it; the ``torchtally`` script and ``python -m torchtally`` exit with it
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import traceback
@@ -24,6 +23,7 @@ from ..analysis import analyze
 from ..report.settings import ViewOptions
 from .budgets import Budget, excesses, parse_budgets
 from .generate import run_generation
+from .modelcode import model_code
 from .errors import EXIT_ANALYSIS_FAILED, EXIT_BUDGET, EXIT_OK, EXIT_PIPE_CLOSED, EXIT_USAGE, CLIError, one_line
 from .arguments import parse
 from .inputs import InputShape, analyze_arguments, from_options, resolve
@@ -131,24 +131,17 @@ def _budgets(options: argparse.Namespace) -> list[Budget]:
 
 
 def _analyse(spec: str, options: argparse.Namespace, building: ModelOptions, given: list[InputShape] | None) -> ModelReport:
-    # The model's own code runs here: what it prints goes to stderr (stdout holds only the
-    # result), it sees its own name as argv, and its exit is an error, not ours.
-    arguments = sys.argv
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            sys.argv = [spec.rpartition(":")[0] or spec]
-            built = build(spec, building)
-            shapes = resolve(given, built.inputs, options.dtype, options.batch_size, spec)
-            return analyze(built.module, **analyze_arguments(shapes, built.module), **_analysis(options))
-    except SystemExit as exit_:
-        raise CLIError(f"{spec}: the model's code exited (SystemExit {exit_.code!r}) instead of building a model") from None
-    finally:
-        sys.argv = arguments
+    with model_code(spec):
+        built = build(spec, building)
+        shapes = resolve(given, built.inputs, options.dtype, options.batch_size, spec)
+        return analyze(built.module, **analyze_arguments(shapes, built.module), **_analysis(options))
 
 
 def _summary(options: argparse.Namespace) -> int:
     if options.generate is not None:
         return run_generation(options, _model_options(options), _analysis(options))
+    if options.cache is not None:
+        raise CLIError("--cache applies to --generate")
     # Everything that can be wrong with the options fails here, before a long build and run.
     view = ViewOptions.parse(options.depth, split_names(options.columns), split_names(options.rows), options.style)
     budgets = _budgets(options)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import sys
 
 from ..estimate.apply import resolve as resolve_hardware
 from ..generation import analyze_generation
 from ..report.generation import GenerationReport
 from .errors import EXIT_OK, CLIError
+from .modelcode import model_code
 from .models import ModelOptions, build
 from .output import choose_format, write
 
@@ -38,8 +37,6 @@ def _check_options(options: argparse.Namespace) -> None:
     given = [flag for name, flag in _SINGLE_PASS.items() if getattr(options, name, None)]
     if given:
         raise CLIError(f"--generate makes its own token inputs and reports no layer table: drop {', '.join(given)}")
-    if options.cache is not None and options.generate is None:
-        raise CLIError("--cache applies to --generate")
 
 
 def generation_text(report: GenerationReport, fmt: str) -> str:
@@ -59,18 +56,11 @@ def run_generation(options: argparse.Namespace, building: ModelOptions, settings
     if fmt not in ("text", "json", "csv"):  # checked before the long run
         raise CLIError(f"--generate writes text, json or csv; not {fmt}")
     chip = None if options.hardware is None else resolve_hardware(options.hardware)  # a bad name fails first
-    arguments = sys.argv
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # the model's own prints stay off the result
-            sys.argv = [options.model.rpartition(":")[0] or options.model]
-            built = build(options.model, building)
-            report = analyze_generation(
-                built.module, prompt, new, options.batch_size or 1, hardware=chip, cache=options.cache,
-                parallel=settings.get("parallel"),  # type: ignore[arg-type]
-            )
-    except SystemExit as exit_:
-        raise CLIError(f"{options.model}: the model's code exited (SystemExit {exit_.code!r}) instead of building a model") from None
-    finally:
-        sys.argv = arguments
+    with model_code(options.model):
+        built = build(options.model, building)
+        report = analyze_generation(
+            built.module, prompt, new, options.batch_size or 1, hardware=chip, cache=options.cache,
+            parallel=settings.get("parallel"),  # type: ignore[arg-type]
+        )
     write(generation_text(report, fmt), options.output)
     return EXIT_OK
