@@ -8,6 +8,7 @@ state guard save tensors before an operator overwrites them."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -48,6 +49,13 @@ def _holds_dtensor(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     return False
 
 
+def _note_twin(tracked_ids: dict[int, int], weights: WeightUse, real: torch.Tensor, fake: FakeTensor) -> None:
+    """A parameter's fake twin is a weight the routing figures follow."""
+    param_id = tracked_ids.get(id(real))
+    if param_id is not None:
+        weights.add_weight(param_id, fake)
+
+
 class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def __init__(
         self,
@@ -70,9 +78,12 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.weights = WeightUse()
         self.traffic = Traffic()
         if fakes is not None:
+            new_twin = functools.partial(_note_twin, self.tracked_ids, self.weights)
             for real, fake in fakes.twins():  # made before the run (a training run's stand-ins)
-                self._new_twin(real, fake)
-            fakes.on_new_twin = self._new_twin
+                new_twin(real, fake)
+            # Not a bound method: the converter would refer back to this mode, a cycle that
+            # leaves the whole run (its fake tensors, records) to the cyclic collector.
+            fakes.on_new_twin = new_twin
             for param in index.parameters():  # a model made of fake tensors already (a copy of ours, a simulated cluster's)
                 local = getattr(param, "_local_tensor", param)  # a DTensor's shard on this rank
                 if isinstance(local, FakeTensor):
@@ -136,11 +147,6 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             if transfer is not None:
                 self.tracker.record_transfer(transfer)
         return out
-
-    def _new_twin(self, real: torch.Tensor, fake: FakeTensor) -> None:
-        param_id = self.tracked_ids.get(id(real))
-        if param_id is not None:
-            self.weights.add_weight(param_id, fake)
 
     def _note_reads(self, values: Any) -> None:
         tracked = self.tracked_ids

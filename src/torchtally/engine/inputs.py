@@ -210,7 +210,11 @@ class InputPlan:
                 return type(value)(make(v) for v in value)
             return _copy_with_tensors(value, tensor)
 
-        return tuple(make(a) for a in self.args), {k: make(v) for k, v in self.kwargs.items()}
+        made_args = tuple(make(a) for a in self.args), {k: make(v) for k, v in self.kwargs.items()}
+        # `make` refers to itself through its closure: a cycle (holding the inputs) that only the
+        # cyclic collector would free. Emptying the name breaks it.
+        make = None  # type: ignore[assignment]
+        return made_args
 
 
 def tensors_within(value: Any, depth: int = 0, seen: set[int] | None = None) -> list[torch.Tensor]:
