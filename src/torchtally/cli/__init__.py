@@ -133,7 +133,7 @@ def _budgets(options: argparse.Namespace) -> list[Budget]:
 def _analyse(spec: str, options: argparse.Namespace, building: ModelOptions, given: list[InputShape] | None) -> ModelReport:
     with model_code(spec):
         built = build(spec, building)
-        shapes = resolve(given, built.inputs, options.dtype, options.batch_size, spec)
+        shapes = resolve(given, built.inputs, options.dtype, options.batch_size, spec, built.hint)
         return analyze(built.module, **analyze_arguments(shapes, built.module), **_analysis(options))
 
 

@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 from .errors import CLIError, one_line
+from .hf_classes import candidate_classes
+from .hf_inputs import default_inputs
 from .inputs import InputShape
 from .suggest import did_you_mean
 
-TOKENS = 128  # the default token batch: 1 x 128
 NEVER_DOWNLOADS = "torchtally never downloads: save the config.json locally and pass its path"
 
 
@@ -101,8 +102,10 @@ def _check_overrides(config: Any, overrides: dict[str, Any]) -> None:
             raise CLIError(f"--set {key}: {type(config).__name__} has no field {key!r}{did_you_mean(key, known)}")
 
 
-def _classes(transformers: Any, hf_class: str | None) -> list[Any]:
+def _classes(transformers: Any, hf_class: str | None, config: Any) -> list[Any]:
     if hf_class is None:
+        if getattr(config, "is_encoder_decoder", False):  # the whole model, not its decoder alone
+            return [transformers.AutoModel, transformers.AutoModelForCausalLM]
         # A language model's head is part of its cost; other architectures have none.
         return [transformers.AutoModelForCausalLM, transformers.AutoModel]
     found = getattr(transformers, hf_class, None) if hf_class.isidentifier() else None
@@ -125,7 +128,9 @@ def build_hf(
     with _quiet(transformers, debug):
         config = _config(transformers, target, overrides)
         _check_overrides(config, overrides)
-        classes = _classes(transformers, hf_class)
+        classes = _classes(transformers, hf_class, config)
+        if hf_class is None:  # after the auto classes, the classes that take this config
+            classes += [cls for cls in candidate_classes(transformers, config) if cls not in classes]
         model = None
         for position, cls in enumerate(classes):
             try:
@@ -135,29 +140,13 @@ def build_hf(
             except ValueError as exc:  # "Unrecognized configuration class": try the next class
                 if position + 1 < len(classes) and "Unrecognized configuration class" in str(exc):
                     continue
+                if "Unrecognized configuration class" in str(exc):
+                    raise CLIError(
+                        f"hf:{target}: no transformers model class takes a {type(config).__name__}; "
+                        "name one with --hf-class"
+                    ) from exc
                 raise CLIError(f"building {cls.__name__} from the {target} config failed: {one_line(exc)}") from exc
             except Exception as exc:  # noqa: BLE001
                 raise CLIError(f"building {cls.__name__} from the {target} config failed: {one_line(exc)}") from exc
     assert model is not None
     return model, default_inputs(model, config)
-
-
-def default_inputs(model: nn.Module, config: Any) -> list[InputShape] | None:
-    """A 1 x 128 token batch for text models (shorter when the model's positions are fewer),
-    one image of the config's size for vision models; None when neither fits."""
-    main = getattr(model, "main_input_name", "input_ids")
-    if main == "input_ids":
-        limit = next(
-            (getattr(config, name) for name in ("max_position_embeddings", "n_positions")
-             if isinstance(getattr(config, name, None), int) and getattr(config, name) > 0),
-            TOKENS,
-        )
-        tokens = (1, min(TOKENS, limit))
-        if getattr(config, "is_encoder_decoder", False):
-            return [InputShape("input_ids", tokens, torch.long), InputShape("decoder_input_ids", tokens, torch.long)]
-        return [InputShape(None, tokens, torch.long)]
-    if main == "pixel_values":
-        size = getattr(config, "image_size", 224)
-        height, width = (size, size) if isinstance(size, int) else tuple(size)[:2]
-        return [InputShape(None, (1, int(getattr(config, "num_channels", 3)), int(height), int(width)))]
-    return None

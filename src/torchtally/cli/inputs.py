@@ -48,13 +48,16 @@ def resolve(
     dtypes: Sequence[str] | None,
     batch_size: int | None,
     model_label: str,
+    hint: str | None = None,
 ) -> list[InputShape]:
-    """The inputs to run with: ``given`` (else ``defaults``), then ``--dtype``, then ``--batch-size``."""
+    """The inputs to run with: ``given`` (else ``defaults``), then ``--dtype``, then ``--batch-size``.
+    ``hint`` says what to give when neither is known (the model's main input, by name)."""
     shapes = given if given is not None else defaults
     if given is not None and defaults and not dtypes:
         shapes = _usual_dtypes(given, defaults)
     if shapes is None:
-        raise CLIError(f"no usual input size is known for {model_label}: give one, e.g. --input-size 1 3 224 224")
+        example = hint or "--input-size 1 3 224 224"
+        raise CLIError(f"no usual input size is known for {model_label}: give one, e.g. {example}")
     if dtypes:
         parsed = [parse_dtype(text, "--dtype") for text in dtypes]
         if len(parsed) not in (1, len(shapes)):

@@ -21,6 +21,7 @@ from torch import nn
 from .errors import CLIError, one_line
 from .exported import SUFFIX as EXPORTED_SUFFIX, load_exported
 from .files import PICKLE_SUFFIXES, load_pickled_model, load_weights
+from .hf_inputs import input_hint
 from .huggingface import build_hf, model_types
 from .inputs import InputShape
 from .suggest import close_matches
@@ -48,6 +49,7 @@ class ModelOptions:
 class BuiltModel:
     module: nn.Module
     inputs: list[InputShape] | None  # what it usually takes; None when unknown
+    hint: str | None = None  # when unknown: what to pass, if the model says (its main input)
 
 
 def parse_device(text: str | None) -> torch.device:
@@ -81,7 +83,8 @@ def build(spec: str, options: ModelOptions) -> BuiltModel:
             raise CLIError(f"--model-dtype {options.model_dtype}: {one_line(exc)}") from exc
     if options.weights is not None:
         load_weights(model, options.weights, options.device)
-    return BuiltModel(model, inputs)
+    hint = input_hint(model) if inputs is None and hasattr(model, "main_input_name") else None
+    return BuiltModel(model, inputs, hint)
 
 
 def _build(spec: str, options: ModelOptions) -> tuple[nn.Module, list[InputShape] | None]:
