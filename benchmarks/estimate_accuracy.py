@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -89,8 +90,19 @@ def _mean(first: tt.Hardware, second: tt.Hardware) -> tt.Hardware:
         peak_flops={name: rate(first.peak_flops[name], second.peak_flops[name]) for name in first.peak_flops},
         vector_flops={name: rate(first.vector_flops[name], second.vector_flops[name]) for name in first.vector_flops},
         memory_bandwidth=rate(first.memory_bandwidth, second.memory_bandwidth),
+        transcendental_flops={
+            name: rate(first.transcendental_flops[name], second.transcendental_flops[name])
+            for name in first.transcendental_flops
+        },
+        pooling_flops={name: rate(first.pooling_flops[name], second.pooling_flops[name]) for name in first.pooling_flops},
+        conv_efficiency=tuple(
+            (size, (a + b) / 2) for (size, a), (_, b) in zip(first.conv_efficiency, second.conv_efficiency)
+        ),
         call_overhead=(first.call_overhead + second.call_overhead) / 2,
         view_overhead=(first.view_overhead + second.view_overhead) / 2,
+        module_overhead=(first.module_overhead + second.module_overhead) / 2,
+        grouped_conv_overhead=(first.grouped_conv_call + second.grouped_conv_call) / 2,
+        grouped_conv_efficiency=(first.grouped_conv_efficiency + second.grouped_conv_efficiency) / 2,
     )
 
 
@@ -126,11 +138,17 @@ def main() -> None:
     print(f"hardware: {chip.name} ({chip.source}; calibration took {took:.1f} s), torch threads {torch.get_num_threads()}")
     peaks = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in chip.peak_flops.items())
     print(f"  matrix GFLOP/s: {peaks}; memory {chip.memory_bandwidth / 1e9:.1f} GB/s; "
-          f"call {chip.call_overhead * 1e6:.2f} µs, view {chip.view_overhead * 1e6:.2f} µs")
+          f"call {chip.call_overhead * 1e6:.2f} µs, view {chip.view_overhead * 1e6:.2f} µs, "
+          f"module {chip.module_overhead * 1e6:.2f} µs; grouped conv {chip.grouped_conv_call * 1e6:.1f} µs per call "
+          f"at {chip.grouped_conv_efficiency:.0%} of the peak")
+    if chip.transcendental_flops or chip.pooling_flops or chip.conv_efficiency:
+        print(f"  fp32 GFLOP/s: transcendental {(chip.transcendental_rate('fp32') or 0) / 1e9:.2f}, "
+              f"pooling {(chip.pooling_rate('fp32') or 0) / 1e9:.2f}; convolution share of the peak by size: "
+              + ", ".join(f"{size / 1e6:.0f} MFLOP {fraction:.0%}" for size, fraction in chip.conv_efficiency))
     options = tt.TimingOptions(warmup=args.warmup, repeats=args.repeats)
     header = (
         f"{'model':<24} {'estimated':>10} {'median':>10} {'fastest':>10} {'est/median':>10} {'est/fastest':>11} "
-        f"{'bound':>9} {'layers>1%':>9} {'layer median err':>17}"
+        f"{'bound':>9} {'layers>1%':>9} {'layer median err':>17} {'load':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -154,7 +172,8 @@ def main() -> None:
         all_errors += errors
         median = f"{100 * statistics.median(errors):.0f}%" if errors else "--"
         print(f"{name:<24} {estimated * 1e3:>7.2f} ms {measured * 1e3:>7.2f} ms {fastest * 1e3:>7.2f} ms {ratio:>10.2f} "
-              f"{estimated / fastest:>11.2f} {report.layers[0].bound or '--':>9} {len(errors):>9} {median:>17}")
+              f"{estimated / fastest:>11.2f} {report.layers[0].bound or '--':>9} {len(errors):>9} {median:>17} "
+              f"{os.getloadavg()[0]:>5.1f}")  # the machine's 1-minute load average: how shared it was
     print("-" * len(header))
     print(f"whole model within 20% of the median: {within} of {len(chosen)} (target: 8 of 10), "
           f"of the fastest pass: {within_fastest} of {len(chosen)}; "

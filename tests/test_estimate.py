@@ -113,8 +113,14 @@ def test_a_dtype_the_chip_lacks_uses_the_nearest_peak_and_says_so() -> None:
     assert "No peak on old for: bf16 as fp32" in report.table()
 
 
-def test_layer_times_add_up_to_the_latency_at_every_depth() -> None:
-    report = tt.analyze(resnet18(), (2, 3, 64, 64), hardware="a100-sxm-80gb")
+# A CPU-like chip: every module call costs 2 µs, depthwise convolutions 50 µs a call.
+CALLING = tt.Hardware("calling", {"fp32": 1e12}, 1e11, call_overhead=1e-6, module_overhead=2e-6,
+                      grouped_conv_overhead=50e-6, grouped_conv_efficiency=0.1)
+
+
+@pytest.mark.parametrize("chip", ["a100-sxm-80gb", CALLING])
+def test_layer_times_add_up_to_the_latency_at_every_depth(chip: str | tt.Hardware) -> None:
+    report = tt.analyze(resnet18(), (2, 3, 64, 64), hardware=chip)
     assert report.estimate is not None
     latency = report.estimate.latency
     assert report.layers[0].estimated_time == pytest.approx(latency)
@@ -145,6 +151,103 @@ def test_every_operator_is_estimated_from_its_own_figures() -> None:
             rate = 2e12 if stats.macs else 1e12
             expected += max(stats.flops / rate, moved / 2e11) + stats.calls * 3e-6
         assert layer.self_estimated_time == pytest.approx(expected), layer.name
+
+
+class Twice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.act(x))
+
+
+def test_each_module_call_costs_the_module_overhead_in_its_own_time() -> None:
+    report = tt.analyze(Twice(), (4,), hardware=CALLING)
+    root, act = report.layers
+    # The root: one call, no operators of its own: 2 µs. The ReLU: two calls (2 x 2 µs) and two
+    # aten.relu calls of 4 elements (2 x 1 µs, plus 2 x 32 bytes at 1e11 B/s: their 4 FLOPs
+    # at 1e12 take less).
+    assert root.self_estimated_time == pytest.approx(2e-6)
+    assert act.calls == 2 and act.self_estimated_time == pytest.approx(2 * 2e-6 + 2 * 1e-6 + 64 / 1e11)
+    assert report.estimate is not None
+    assert report.estimate.latency == pytest.approx(3 * 2e-6 + 2 * 1e-6 + 64 / 1e11)
+    assert report.estimate.by_bound == pytest.approx({"overhead": 3 * 2e-6 + 2 * 1e-6, "memory": 64 / 1e11})
+    assert root.bound == "overhead"
+
+
+def test_a_depthwise_convolution_has_its_own_rate_and_fixed_cost() -> None:
+    channels, side = 8, 16
+    depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False, device="meta")
+    dense = nn.Conv2d(channels, channels, 3, padding=1, bias=False, device="meta")
+    found = tt.analyze(depthwise, (1, channels, side, side), hardware=CALLING).layers[0]
+    assert set(found.operators) == {"aten.convolution"}
+    # 8 x 16 x 16 outputs of 9 MACs: 2 * 18,432 FLOPs at 10% of 1e12 = 368.6 ns, above its bytes
+    # (input, 8 x 9 weights, output: (2,048 + 72 + 2,048) x 4 at 1e11 B/s = 166.7 ns); plus one
+    # 50 µs grouped call and one 2 µs module call.
+    flops = 2 * channels * side * side * 9
+    assert flops / 1e11 > (2048 + 72 + 2048) * 4 / 1e11
+    assert found.self_estimated_time == pytest.approx(flops / 1e11 + 50e-6 + 2e-6)
+    # The same convolution without groups: 8 times the MACs at the full peak, a plain call.
+    plain = tt.analyze(dense, (1, channels, side, side), hardware=CALLING).layers[0]
+    assert plain.self_estimated_time == pytest.approx(8 * flops / 1e12 + 1e-6 + 2e-6)
+
+
+def test_a_convolution_runs_at_its_sizes_share_of_the_peak() -> None:
+    # 8 -> 8 channels, 3x3 at 16x16: 2 * 8*8*9 * 256 = 294,912 FLOPs a call, 8 times 36,864.
+    flops = 2 * 8 * 8 * 9 * 16 * 16
+    chip = tt.Hardware("curve", {"fp32": 1e12}, 1e11, conv_efficiency=((flops / 8, 0.25), (flops * 8, 1.0)))
+    conv = nn.Conv2d(8, 8, 3, padding=1, bias=False, device="meta")
+    found = tt.analyze(conv, (1, 8, 16, 16), hardware=chip).layers[0]
+    # Its size is halfway between 8x smaller and 8x larger on the logarithm, so it reaches
+    # 0.25 + (1 - 0.25) / 2 = 0.625 of the peak; compute-bound (bytes: (2,048 + 576 + 2,048) x 4
+    # at 1e11 B/s = 0.19 µs, FLOPs at 0.625e12 = 0.47 µs).
+    assert found.self_estimated_time == pytest.approx(flops / 0.625e12)
+    # A matmul is no convolution: the full peak.
+    assert tt.analyze(MatMul(N), (N, N), hardware=chip).layers[0].self_estimated_time == pytest.approx(2 * N**3 / 1e12)
+
+
+class Sigmoid(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x)
+
+
+def test_transcendental_functions_run_at_their_own_rate() -> None:
+    elements = 2**16
+    chip = tt.Hardware("slow-exp", {"fp32": 1e12}, 1e11, vector_flops={"fp32": 5e11},
+                       transcendental_flops={"fp32": 1e10})
+    report = tt.analyze(Sigmoid(), (elements,), hardware=chip)
+    # aten.sigmoid: 1 FLOP per element at 1e10 FLOP/s = 6.55 µs, above its 2 x 2^16 x 4 bytes
+    # at 1e11 B/s = 5.24 µs (at the vector rate it would be memory-bound).
+    assert elements / 1e10 > 2 * elements * 4 / 1e11 > elements / 5e11
+    assert report.layers[0].self_estimated_time == pytest.approx(elements / 1e10)
+    assert report.layers[0].self_bound == "compute"
+    # A chip without the figure runs them at its vector rate: memory-bound here.
+    plain = tt.analyze(Sigmoid(), (elements,), hardware=tt.Hardware("plain", {"fp32": 1e12}, 1e11, vector_flops={"fp32": 5e11}))
+    assert plain.layers[0].self_estimated_time == pytest.approx(2 * elements * 4 / 1e11)
+
+
+def test_windowed_pooling_runs_at_its_own_rate() -> None:
+    chip = tt.Hardware("slow-pool", {"fp32": 1e12}, 1e11, vector_flops={"fp32": 5e11}, pooling_flops={"fp32": 1e9})
+    pool = nn.MaxPool2d(3, stride=2, padding=1)
+    report = tt.analyze(pool, (1, 8, 32, 32), hardware=chip)
+    # 8 x 16 x 16 outputs of a 9-element window: 18,432 FLOPs at 1e9 FLOP/s = 18.4 µs, above
+    # its bytes (8 x 32 x 32 x 4 read, 8 x 16 x 16 x (4 + 8) written with the indices: 0.57 µs).
+    flops = 8 * 16 * 16 * 9
+    assert report.layers[0].self_estimated_time == pytest.approx(flops / 1e9)
+    # A global mean is a reduction, not a windowed pooling: at the vector rate.
+    mean = tt.analyze(nn.AdaptiveAvgPool2d(1), (1, 8, 32, 32), hardware=chip)
+    assert mean.layers[0].self_estimated_time < flops / 1e9 / 10
+
+
+def test_the_backward_calls_no_modules() -> None:
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU())
+    free = tt.Hardware("free", {"fp32": 1e12}, 1e11)
+    calling = tt.Hardware("calling", {"fp32": 1e12}, 1e11, module_overhead=1e-3)
+    first, second = (tt.analyze(model, (8, 64), training=True, hardware=chip).estimate for chip in (free, calling))
+    assert first is not None and second is not None and first.backward is not None
+    assert second.backward == pytest.approx(first.backward)
+    assert second.latency == pytest.approx(first.latency + 3e-3)  # three module calls in the forward
 
 
 def test_training_splits_forward_backward_and_the_optimizer_step() -> None:

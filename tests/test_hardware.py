@@ -96,6 +96,13 @@ def test_efficiency_scales_the_rates() -> None:
         ({"peak_flops": {"fp32": -1.0}}, r"peak_flops\['fp32'\] must be a positive number"),
         ({"memory_bandwidth": 0}, "memory_bandwidth must be a positive number"),
         ({"call_overhead": -1e-6}, "call_overhead must be a number of seconds >= 0"),
+        ({"module_overhead": -1e-6}, "module_overhead must be a number of seconds >= 0"),
+        ({"grouped_conv_overhead": math.inf}, "grouped_conv_overhead must be a number of seconds >= 0"),
+        ({"grouped_conv_efficiency": 2.0}, r"grouped_conv_efficiency is the fraction of the peak reached"),
+        ({"transcendental_flops": {"fp32": 0}}, r"transcendental_flops\['fp32'\] must be a positive number"),
+        ({"pooling_flops": {"int4": 1e9}}, "pooling_flops: 'int4' is not a dtype name"),
+        ({"conv_efficiency": ((1e6, 1.5),)}, r"conv_efficiency must be pairs \(FLOPs per call, fraction"),
+        ({"conv_efficiency": ((0, 0.5),)}, "conv_efficiency size must be a positive number"),
         ({"compute_efficiency": 1.5}, r"compute_efficiency is the fraction of the peak reached, in \(0, 1\]"),
         ({"memory_efficiency": math.nan}, "memory_efficiency must be a positive number"),
         ({"name": ""}, "name must be a non-empty string"),
@@ -108,11 +115,42 @@ def test_hardware_rejects_bad_figures(changes: dict[str, object], message: str) 
         tt.Hardware(**figures)  # type: ignore[arg-type]
 
 
+def test_a_convolution_reaches_the_share_of_the_peak_its_size_does() -> None:
+    chip = tt.Hardware("curve", {"fp32": 1e12}, 1e11, conv_efficiency=((1e6, 0.5), (1e8, 0.9)))
+    assert chip.conv_fraction(1e5) == 0.5  # held below the smallest size measured
+    assert chip.conv_fraction(1e6) == 0.5
+    assert chip.conv_fraction(1e7) == pytest.approx(0.7)  # halfway on the logarithm: 0.5 + (0.9 - 0.5) / 2
+    assert chip.conv_fraction(1e8) == 0.9
+    assert chip.conv_fraction(1e10) == 0.9  # held above the largest
+
+
+def test_gpus_charge_kernel_launches_not_python() -> None:
+    for name in NAMED_IN_THE_ISSUE:
+        chip = tt.hardware(name)
+        # The module's Python runs on the CPU while queued kernels run: not charged on a GPU.
+        assert chip.module_overhead == 0
+        # A depthwise convolution is one more kernel launch, at the matrix peak (memory-bound there anyway).
+        assert chip.grouped_conv_call == chip.call_overhead == 4e-6 and chip.grouped_conv_efficiency == 1
+        # Transcendentals at the vector rate: H100's 3.35 TB/s moves 0.42 T fp32 elements/s
+        # (read and write), far below even a quarter of its vector FLOP/s.
+        assert chip.transcendental_rate("fp32") == chip.vector_rate("fp32")
+        assert chip.pooling_rate("fp32") == chip.vector_rate("fp32")  # a few FLOPs per byte: memory-bound
+        assert chip.conv_efficiency == () and chip.conv_fraction(1e3) == 1.0  # no size curve measured
+
+
 def test_own_hardware_round_trips_through_to_dict() -> None:
-    chip = tt.Hardware("mine", {"fp32": 2e12, "bf16": 8e12}, 5e11, memory_bytes=2**34, call_overhead=2e-6)
+    chip = tt.Hardware("mine", {"fp32": 2e12, "bf16": 8e12}, 5e11, memory_bytes=2**34, call_overhead=2e-6,
+                       module_overhead=3e-6, transcendental_flops={"fp32": 1e9}, pooling_flops={"bf16": 2e9},
+                       conv_efficiency=[(1e8, 0.9), (1e6, 0.5)],
+                       grouped_conv_overhead=5e-5,
+                       grouped_conv_efficiency=0.2)
     data = chip.to_dict()
     assert data["peak_flops"] == {"fp32": 2e12, "bf16": 8e12}
     assert data["memory_bandwidth"] == 5e11 and data["call_overhead"] == 2e-6 and data["source"] == "user"
+    assert data["module_overhead"] == 3e-6 and data["transcendental_flops"] == {"fp32": 1e9}
+    assert data["pooling_flops"] == {"bf16": 2e9}
+    assert data["conv_efficiency"] == [[1e6, 0.5], [1e8, 0.9]]  # sorted by size
+    assert data["grouped_conv_overhead"] == 5e-5 and data["grouped_conv_efficiency"] == 0.2
     assert tt.Hardware(**{k: v for k, v in data.items()}).to_dict() == data
 
 
@@ -124,6 +162,13 @@ def test_calibrate_measures_this_machine() -> None:
     assert chip.peak_flops["fp32"] > 1e7 and chip.vector_flops["fp32"] > 1e7
     assert chip.memory_bandwidth > 1e7
     assert 0 < chip.call_overhead < 1e-3 and 0 < chip.view_overhead < 1e-3
+    # A module call costs Python beyond its operator; a depthwise convolution a fixed cost and
+    # some fraction of the peak; exp and its kin some positive rate (each CPU its own).
+    assert 0 < chip.module_overhead < 1e-3 and 0 < chip.grouped_conv_call < 0.1
+    assert 0 < chip.grouped_conv_efficiency <= 1 and chip.transcendental_flops["fp32"] > 1e6
+    assert chip.pooling_flops["fp32"] > 1e6
+    # Two convolution sizes at least (quick: the 3x3 and the small 1x1), each a share of the peak.
+    assert len(chip.conv_efficiency) >= 2 and all(0 < fraction <= 1 for _, fraction in chip.conv_efficiency)
     assert tt.calibrate("cpu", quick=True) is chip  # kept for the process
 
 

@@ -22,16 +22,19 @@ def resolve(hardware: Hardware | str) -> Hardware:
 
 
 def _pass(report: ModelReport, roofline: Roofline, backward: bool) -> tuple[list[float], list[dict[str, float]]]:
-    """Per layer, the own seconds and own seconds per bound of one pass."""
+    """Per layer, the own seconds and own seconds per bound of one pass: its own operators'
+    and, in the forward, the cost of its own calls (the backward calls no modules)."""
     layers = report.layers
     seconds: list[float] = []
     parts: list[dict[str, float]] = []
+    calling = 0.0 if backward else roofline.hardware.module_overhead
     for layer in layers:
         children = [layers[child] for child in layer.children]
-        total = 0.0
-        split: dict[str, float] = {}
+        total = layer.calls * calling
+        split: dict[str, float] = {"overhead": total} if total else {}
+        grouped = not backward and (layer.groups or 1) > 1  # calibration measures forward ones only
         for name, stats in own_operators(layer, children, backward).items():
-            found = roofline.op(name, stats)
+            found = roofline.op(name, stats, grouped=grouped)
             if found is not None:
                 total += found.seconds
                 add_parts(split, found.parts)
@@ -78,7 +81,7 @@ def _optimizer_seconds(report: ModelReport, roofline: Roofline) -> float | None:
     gradients = memory.gradients or 0
     state = memory.optimizer_state or 0
     moved = 2 * gradients + gradients + 2 * state  # parameters (as many bytes as their gradients) r+w, gradients r, state r+w
-    compute = report.optimizer_flops / roofline._rate("float32", False) if report.optimizer_flops else 0.0
+    compute = report.optimizer_flops / roofline._rate("float32", "vector") if report.optimizer_flops else 0.0
     return max(compute, moved / roofline.hardware.bandwidth)
 
 

@@ -4,8 +4,12 @@ An operator's calls inside one module are estimated together (the report keeps t
 aggregated per module and operator name): the larger of FLOPs / (the peak for its dtype x
 efficiency) and bytes / (bandwidth x efficiency), plus the per-call cost for each call. The
 matmul class (operators with MACs) runs at the chip's matrix peak, everything else at its
-vector peak. A layer's own time is that of the operators it ran itself; its time sums its
-subtree's, so the rows add up to the pass's latency at every depth, like MACs."""
+vector peak. Some classes have figures of their own, as their rates differ several-fold on
+a CPU: elementwise transcendental functions (exp, sigmoid, tanh, GELU, ...), windowed
+pooling, the convolutions of a module with groups (depthwise), and convolutions by their
+size. A layer's own time is that of the operators it ran itself plus the cost of its own
+module calls; its time sums its subtree's, so the rows add up to the pass's latency at
+every depth, like MACs."""
 
 from __future__ import annotations
 
@@ -21,6 +25,17 @@ _SUBSTITUTES = {
     "tf32": ("fp32",), "fp64": ("fp32",), "fp32": ("tf32", "bf16", "fp16"),
 }
 _COLLECTIVE_NAMESPACES = ("_c10d_functional", "c10d", "_dtensor")
+# Elementwise operators that evaluate a transcendental function per element (the formula
+# table counts each 1 FLOP per element); in-place forms ("exp_") are the same work.
+TRANSCENDENTAL = frozenset({
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sigmoid", "silu", "gelu", "tanh", "erf", "erfc",
+    "erfinv", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "softplus",
+    "mish", "elu", "selu", "celu", "log_sigmoid_forward",
+})
+# Windowed pooling (k FLOPs per output of a k-element window in the formula table).
+POOLING = frozenset(
+    f"{kind}_pool{dims}d{suffix}" for kind in ("max", "avg") for dims in (1, 2, 3) for suffix in ("", "_with_indices")
+)
 
 
 @dataclass(frozen=True)
@@ -64,11 +79,14 @@ class Roofline:
         self.bytes_only: dict[str, int] = {}
         self.substituted: dict[str, str] = {}
 
-    def _rate(self, dtype: str | None, matrix: bool) -> float:
+    def _rate(self, dtype: str | None, kind: str) -> float:
+        """FLOP/s of ``kind`` of work ("matrix", "vector", "transcendental", "pooling", "grouped")."""
         hw = self.hardware
+        rates = {"matrix": hw.matrix_rate, "vector": hw.vector_rate, "transcendental": hw.transcendental_rate,
+                 "pooling": hw.pooling_rate, "grouped": hw.grouped_conv_rate}[kind]
         wanted = peak_dtype(dtype) or "fp32"  # integer and boolean work: at the fp32 rate
         for candidate in (wanted, *_SUBSTITUTES.get(wanted, ())):
-            rate = hw.matrix_rate(candidate) if matrix else hw.vector_rate(candidate)
+            rate = rates(candidate)
             if rate is not None:
                 if candidate != wanted and peak_dtype(dtype) is not None:
                     self.substituted[wanted] = candidate
@@ -78,8 +96,9 @@ class Roofline:
         self.substituted[wanted] = best
         return hw.peak_flops[best] * hw.compute_efficiency
 
-    def op(self, name: str, stats: OpStats) -> OpTime | None:
-        """None: neither FLOPs nor bytes known (listed as unestimated)."""
+    def op(self, name: str, stats: OpStats, *, grouped: bool = False) -> OpTime | None:
+        """None: neither FLOPs nor bytes known (listed as unestimated). ``grouped``: the operator
+        ran in a module with groups (a depthwise convolution's own cost, for its convolutions)."""
         hw = self.hardware
         moved = stats.read + stats.written
         if name.endswith("wait_tensor"):  # waits for a collective and returns its tensor: moves nothing itself
@@ -100,13 +119,33 @@ class Roofline:
         if not moved and not stats.flops:  # views and metadata: a call, no work
             seconds = stats.calls * hw.view_overhead
             return OpTime(seconds, "overhead", {"overhead": seconds})
-        compute = stats.flops / self._rate(stats.dtype, stats.macs > 0) if stats.flops else 0.0
+        kind = _kind(name, stats, grouped)
+        rate = self._rate(stats.dtype, kind)
+        if kind == "matrix" and _base(name) == "convolution":  # its size's share of the peak
+            rate *= hw.conv_fraction(stats.flops / max(stats.calls, 1))
+        compute = stats.flops / rate if stats.flops else 0.0
         memory = moved / hw.bandwidth
-        overhead = stats.calls * hw.call_overhead
+        overhead = stats.calls * (hw.grouped_conv_call if kind == "grouped" else hw.call_overhead)
         limit = "compute" if compute >= memory else "memory"
         work = max(compute, memory)
         bound = "overhead" if overhead > work else limit
         return OpTime(work + overhead, bound, {limit: work, "overhead": overhead})
+
+
+def _base(name: str) -> str:
+    """The operator's name without its namespace and overload ("aten.exp_" -> "exp_")."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _kind(name: str, stats: OpStats, grouped: bool) -> str:
+    """Which rate an operator's FLOPs run at."""
+    base = _base(name)
+    if stats.macs:
+        return "grouped" if grouped and base == "convolution" else "matrix"
+    if base in POOLING:
+        return "pooling"
+    return "transcendental" if base.rstrip("_") in TRANSCENDENTAL else "vector"
 
 
 def add_parts(into: dict[str, float], parts: Mapping[str, float]) -> None:
