@@ -5,6 +5,7 @@ modules that were never called."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from torch import nn
 
@@ -19,6 +20,7 @@ from .tracking import ModuleRecord, OpTally
 from .tree import ModuleNode
 
 
+_MISSING = object()
 # Spatial dimensions by class-name suffix (MaxPool2d's kernel_size may be a bare int).
 _SPATIAL_DIMS = {"1d": 1, "2d": 2, "3d": 3}
 
@@ -94,6 +96,8 @@ def _inclusive(nodes: list[ModuleNode], own: list[int]) -> list[int]:
 
 def _inclusive_ops(nodes: list[ModuleNode], own: list[dict[str, OpTally]]) -> list[dict[str, OpTally]]:
     ops: list[dict[str, OpTally]] = [{} for _ in nodes]
+    if not any(own):  # an inference run's backward operators
+        return ops
     for node in reversed(nodes):
         _add_ops(ops[node.index], own[node.index])
         if node.parent is not None:
@@ -101,9 +105,22 @@ def _inclusive_ops(nodes: list[ModuleNode], own: list[dict[str, OpTally]]) -> li
     return ops
 
 
+def _attribute(module: nn.Module, name: str) -> Any:
+    """``getattr(module, name, None)``, without the cost of nn.Module.__getattr__ raising
+    for the many modules that lack it (a plain module's __getattr__ only looks in its slots)."""
+    found = module.__dict__.get(name, _MISSING)
+    if found is not _MISSING:
+        return found
+    cls = type(module)
+    if cls.__getattr__ is nn.Module.__getattr__ and not hasattr(cls, name):
+        if name not in module._parameters and name not in module._buffers and name not in module._modules:
+            return None
+    return getattr(module, name, None)
+
+
 def _kernel_size(module: nn.Module) -> tuple[int, ...] | None:
     """Convolutions' and pooling layers' ``kernel_size`` (an int means a square/cube kernel)."""
-    size = getattr(module, "kernel_size", None)
+    size = _attribute(module, "kernel_size")
     if isinstance(size, int) and not isinstance(size, bool):
         name = type(module).__name__
         dims = 2 if name in ("Unfold", "Fold") else _SPATIAL_DIMS.get(name[-2:], 1)
@@ -114,11 +131,13 @@ def _kernel_size(module: nn.Module) -> tuple[int, ...] | None:
 
 
 def _groups(module: nn.Module) -> int | None:
-    groups = getattr(module, "groups", None)
+    groups = _attribute(module, "groups")
     return groups if isinstance(groups, int) and not isinstance(groups, bool) else None
 
 
 def _stats(ops: dict[str, OpTally]) -> dict[str, OpStats]:
+    if not ops:
+        return {}
     return {name: OpStats(t.calls, t.macs, t.flops, t.uncounted, t.read, t.written, t.dtype) for name, t in ops.items()}
 
 

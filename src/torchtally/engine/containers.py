@@ -31,6 +31,9 @@ _OPAQUE = (
     types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType,
     torch.dtype, torch.device, torch.Size,
 )  # fmt: skip
+# Exact types of _OPAQUE's most common members: most module attributes are one of these, or a
+# tuple of them (a convolution's kernel_size), and are passed over without a walk.
+_OPAQUE_EXACT = frozenset({str, int, float, bool, type(None), torch.dtype, torch.device, torch.Size})
 # Containers whose emptiness says everything (a module's hook dicts, mostly): kept apart, cheaply.
 _PLAIN_CONTAINERS = frozenset({dict, collections.OrderedDict, list, set})
 MAX_DEPTH = 16
@@ -63,7 +66,10 @@ class OwnedState:
             for key, value in module.__dict__.items():
                 if key in _SLOTS:
                     continue
-                if type(value) in _PLAIN_CONTAINERS and not value:
+                kind = type(value)
+                if kind in _OPAQUE_EXACT or (kind is tuple and all(type(item) in _OPAQUE_EXACT for item in value)):
+                    continue  # holds nothing a run could change
+                if kind in _PLAIN_CONTAINERS and not value:
                     self._empty.append(value)  # most of a module's hook dicts: nothing to walk
                 else:
                     self._walk(value)

@@ -21,6 +21,7 @@ storage first saves a copy of it, and so do plain tensor attributes (a tensor ke
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import torch
@@ -70,23 +71,33 @@ class ModelState:
         self._data = [(tensor, _data_of(tensor), _data_signature(tensor)) for tensor in held if not is_lazy(tensor)]
         self._buffer_copies: list[tuple[torch.Tensor, torch.Tensor, int]] = []  # (buffer, copy, its version then)
         self._globals = GlobalState()
-        # storage address -> the tensors living in it that a real run's writes must not keep:
-        # parameters, plain tensor attributes and existing gradients (real tensors only).
-        self._storages: dict[int, list[torch.Tensor]] = {}
+        # What a real run's writes must not keep: parameters, plain tensor attributes and
+        # existing gradients. Mapped by storage address in `copy_buffers` (a fake run writes no
+        # real tensor, so it never needs the map).
         grads = [grad for _, grad in self._grads if isinstance(grad, torch.Tensor)]
-        for tensor in [*params, *self._owned.plain_tensors, *grads]:
-            if is_lazy(tensor) or tensor.device.type == "meta" or tensor.numel() == 0 or isinstance(tensor, FakeTensor):
-                continue
-            try:
-                address = tensor.untyped_storage().data_ptr()
-            except (RuntimeError, NotImplementedError):  # tensors without storage
-                continue
-            self._storages.setdefault(address, []).append(tensor)
+        self._protected = [*params, *self._owned.plain_tensors, *grads]
+        self._storages: dict[int, list[torch.Tensor]] | None = None  # storage address -> its tensors
         self._saved: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._written: dict[OpOverload, list[tuple[int, str]]] = {}
 
+    def _storage_map(self) -> dict[int, list[torch.Tensor]]:
+        """Storage address -> the protected real tensors living in it (made once)."""
+        if self._storages is None:
+            self._storages = {}
+            for tensor in self._protected:
+                if is_lazy(tensor) or tensor.device.type == "meta" or tensor.numel() == 0 or isinstance(tensor, FakeTensor):
+                    continue
+                try:
+                    address = tensor.untyped_storage().data_ptr()
+                except (RuntimeError, NotImplementedError):  # tensors without storage
+                    continue
+                self._storages.setdefault(address, []).append(tensor)
+        return self._storages
+
     def copy_buffers(self) -> None:
-        """Before a real run: keep a copy of every real buffer's values."""
+        """Before a real run: keep a copy of every real buffer's values, and map where the
+        tensors that copy-on-write protects live."""
+        self._storage_map()
         seen: set[int] = set()
         for buffer in self._buffers:
             if id(buffer) in seen or is_lazy(buffer) or buffer.device.type == "meta":
@@ -104,9 +115,10 @@ class ModelState:
             for tensor in value if isinstance(value, (list, tuple)) else (value,):
                 if not isinstance(tensor, torch.Tensor) or tensor.device.type == "meta":
                     continue
+                storages = self._storage_map()
                 address = tensor.untyped_storage().data_ptr()
-                if address in self._storages and address not in self._saved:
-                    self._saved[address] = [(t, t.detach().clone()) for t in self._storages[address]]
+                if address in storages and address not in self._saved:
+                    self._saved[address] = [(t, t.detach().clone()) for t in storages[address]]
 
     def saved(self, tensor: torch.Tensor) -> bool:
         """Whether ``tensor``'s values were saved before a write (and will be put back)."""
@@ -236,9 +248,14 @@ def _data_signature(tensor: torch.Tensor) -> tuple[Any, ...]:
 def _restore_mapping(current: Any, before: dict[str, Any]) -> bool:
     """Make ``current`` hold exactly ``before``'s entries (by identity, in their order); True
     if it changed."""
-    keys = list(current.keys())
-    if keys == list(before) and all(current[key] is before[key] for key in keys):
-        return False
+    if type(current) is dict:  # a module's own __dict__ and slots: compared at C speed
+        if len(current) == len(before) and all(map(operator.is_, current.values(), before.values())):
+            if list(current) == list(before):
+                return False
+    else:
+        keys = list(current.keys())
+        if keys == list(before) and all(current[key] is before[key] for key in keys):
+            return False
     if isinstance(current, dict):  # a plain mapping: rebuilt in the original order
         current.clear()
         current.update(before)

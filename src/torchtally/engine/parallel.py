@@ -31,7 +31,7 @@ from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from ..errors import InputError
 from ..report.parallel import CollectiveStats, ParallelLayout
 from .communication import COLLECTIVE_KINDS
-from .tree import ModuleNode
+from .tree import ModuleNode, model_tensors
 
 MIXED_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
 TP_STYLES = ("colwise", "rowwise", "colwise_gather_output", "embedding_rowwise", "sequence_parallel")
@@ -326,7 +326,7 @@ def check_cluster_open(model: nn.Module) -> None:
     """A model sharded in a simulated cluster runs only while the cluster is open."""
     import torch.distributed as dist
 
-    if not dist.is_initialized() and any(is_distributed(p) for p in model.parameters()):
+    if not dist.is_initialized() and any(is_distributed(p) for p in model_tensors(model)[0]):
         raise InputError(
             "the model is sharded (DTensor parameters) but no process group is open: analyse a model sharded in "
             "tt.simulated_cluster inside its `with` block"
@@ -336,17 +336,23 @@ def check_cluster_open(model: nn.Module) -> None:
 def fake_mode_of(model: nn.Module) -> FakeTensorMode | None:
     """The fake mode a model's tensors already live in (built under a simulated cluster or a
     FakeTensorMode), or None for a model of real or meta tensors."""
-    for tensor in (*model.parameters(), *model.buffers()):
+    params, buffers = model_tensors(model)
+    for tensor in (*params, *buffers):
         local = getattr(tensor, "_local_tensor", tensor)
         if isinstance(local, FakeTensor):
             return local.fake_mode
     return None
 
 
-def is_distributed(tensor: torch.Tensor) -> bool:
-    from torch.distributed.tensor import DTensor
+_DTENSOR: list[type] = []  # DTensor, imported on first use
 
-    return isinstance(tensor, DTensor)
+
+def is_distributed(tensor: torch.Tensor) -> bool:
+    if not _DTENSOR:
+        from torch.distributed.tensor import DTensor
+
+        _DTENSOR.append(DTensor)
+    return isinstance(tensor, _DTENSOR[0])
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
-from .tree import ModuleNode
+from .tree import ModuleNode, model_tensors
 
 
 def local_elements(tensor: torch.Tensor) -> int:
@@ -152,6 +152,7 @@ class ParameterIndex:
 
 
 def has_lazy_tensors(model: torch.nn.Module) -> bool:
-    return any(isinstance(p, UninitializedParameter) for p in model.parameters()) or any(
-        isinstance(b, UninitializedBuffer) for b in model.buffers()
+    params, buffers = model_tensors(model)
+    return any(isinstance(p, UninitializedParameter) for p in params) or any(
+        isinstance(b, UninitializedBuffer) for b in buffers
     )

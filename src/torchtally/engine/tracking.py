@@ -24,7 +24,6 @@ inputs, is not rerun)."""
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Iterator
 import contextlib
@@ -120,7 +119,8 @@ class ModuleTracker:
         record = self.records[index]
         stack = self.stack
 
-        @functools.wraps(forward)
+        # Not functools.wraps'd: the patch's own wrapper around it carries the forward's name
+        # and signature (one update_wrapper per module per run is enough).
         def tracked_forward(*args: Any, **kwargs: Any) -> Any:
             # A call during the backward is a checkpoint's recomputation: not a call of its own.
             recording = not self.in_backward
