@@ -107,3 +107,38 @@ class LookAlikes(nn.Module):
 def test_look_alike_calls_replayed_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
     replayed, direct = _both_ways(monkeypatch, LookAlikes, (8, 12))
     assert replayed == direct
+
+
+class Broadcasts(nn.Module):
+    """Two calls with one replay key whose traffic differs: a broadcast (stride 0) tensor
+    counts at most its storage's bytes, and the key does not fix the storage's size (a row
+    of a 1 x 8 tensor, and a row of a 5 x 8 one, expanded alike). The remembered per-key
+    figures (engine/summaries.py) must not carry one call's bytes to the other."""
+
+    def forward(self, x: torch.Tensor) -> Any:
+        small = torch.zeros(1, 8) + x[:1, :8]
+        large = torch.zeros(5, 8) + x[:5, :8]
+        return [small[0:1].expand(3, 8) * 2, large[0:1].expand(3, 8) * 2]
+
+
+def test_broadcast_calls_with_one_key_replayed_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    replayed, direct = _both_ways(monkeypatch, Broadcasts, (8, 12))
+    assert replayed == direct
+    mul = replayed["layers"][0]["operators"]["aten.mul"]
+    assert mul["read"] == 8 * 4 + 3 * 8 * 4  # its 1 x 8 storage, then its 3 x 8 elements (of a 5 x 8 storage)
+
+
+def test_a_formula_registered_later_is_used_for_calls_seen_before() -> None:
+    # The per-key figures are remembered only for the built-in formulas: a formula of the
+    # user's, registered after the keys were seen, counts the very next analysis.
+    replay.forget()
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    before = tt.analyze(model, (2, 4))
+    tt.analyze(model, (2, 4))
+    tt.register_formula(torch.ops.aten.relu.default, lambda *args, out, **kwargs: tt.Cost(flops=1000))
+    try:
+        assert tt.analyze(model, (2, 4)).total_flops == before.total_flops - 8 + 1000
+        assert tt.analyze(model, (2, 4), formulas={torch.ops.aten.relu.default: lambda *a, out, **k: tt.Cost(flops=7)}).total_flops == before.total_flops - 8 + 7
+    finally:
+        tt.unregister_formula(torch.ops.aten.relu.default)
+    assert tt.analyze(model, (2, 4)).to_dict() == before.to_dict()

@@ -19,12 +19,14 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .communication import transfer_of
 from .fakes import FakeConverter, lenient_result
+from ..formulas.registry import tensor_args
 from ..formulas.resolve import CostModel
 from .guard import ModelState
 from .memory import LiveSet
 from .params import ParameterIndex
 from .replay import ResultReplay
 from .routing import WeightUse
+from .summaries import Summary, spans_its_elements, summaries_for
 from .tracking import ModuleTracker
 from .traffic import Traffic, compute_dtype
 
@@ -93,6 +95,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 if param.device.type != "meta" and not is_lazy(param):
                     self.weights.add_weight(id(param), param)
         self._names: dict[OpOverload, str] = {}
+        # Per replay key, what a call adds besides its module and memory (fake runs only).
+        self._summaries = summaries_for(cost_model) if fakes is not None else None
         # A sharded model (DTensor parameters): operators on DTensors are left to DTensor;
         # ``shaping`` is set while DTensor derives an output's metadata (see parallel.py).
         self.shaping = False
@@ -111,8 +115,9 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             if self.shaping:
                 # DTensor working out an output's global shape on fake tensors: not this rank's work.
                 return func(*args, **kwargs)
+        key = None
         if self.fakes is not None:
-            args = tuple(self.fakes.value(a) for a in args)
+            args = self.fakes.values(args)
             if kwargs:
                 kwargs = {k: self.fakes.value(v) for k, v in kwargs.items()}
             assert self.replay is not None
@@ -133,12 +138,13 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             if self.state is not None and func._schema.is_mutable:
                 self.state.before_write(func, args, kwargs)
             out = func(*args, **kwargs)
-        name = self._names.get(func)
-        if name is None:
-            name = self._names[func] = str(func.overloadpacket)
-        cost = self.cost_model.cost(func, args, kwargs, out)
-        read, written = self.traffic.of(func, args, kwargs, out)
-        self.tracker.record_op(name, cost, read, written, compute_dtype(args, out))
+        summary = self._summaries.get(key) if key is not None and self._summaries is not None else None
+        if summary is None:
+            summary = self._summarise(func, args, kwargs, out)
+            if key is not None and self._summaries is not None and self._key_fixes_summary(key, args, kwargs, out):
+                self._summaries[key] = summary
+        name, cost, read, written, dtype = summary
+        self.tracker.record_op(name, cost, read, written, dtype)
         if not self.tracker.in_backward and cost is not None and cost.macs:
             self.weights.after_product(func, args, cost.macs)
         self.live.after_op(func, args, kwargs, out)
@@ -147,6 +153,24 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             if transfer is not None:
                 self.tracker.record_transfer(transfer)
         return out
+
+    def _summarise(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Summary:
+        """The call's name, cost, bytes read and written, and compute dtype."""
+        name = self._names.get(func)
+        if name is None:
+            name = self._names[func] = str(func.overloadpacket)
+        cost = self.cost_model.cost(func, args, kwargs, out)
+        read, written = self.traffic.of(func, args, kwargs, out)
+        return name, cost, read, written, compute_dtype(args, out)
+
+    def _key_fixes_summary(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> bool:
+        """Whether every call with ``key`` has this call's summary (see summaries.py): its
+        result is replayable, and its tensors' bytes do not depend on their storages' sizes."""
+        assert self.replay is not None
+        if not self.replay.knows(key):
+            return False
+        outs = out if isinstance(out, (list, tuple)) else (out,)
+        return all(spans_its_elements(t) for t in tensor_args((*args, *kwargs.values(), *outs)))
 
     def _note_reads(self, values: Any) -> None:
         tracked = self.tracked_ids

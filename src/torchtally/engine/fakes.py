@@ -148,6 +148,21 @@ class FakeConverter:
         """Every (real tensor, fake twin) made so far."""
         return list(self._memo.values())
 
+    def values(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``tuple(self.value(a) for a in args)``, or ``args`` itself when no real tensor is
+        in it (most calls, past a run's first use of each weight): converting would only
+        copy it."""
+        for arg in args:
+            if type(arg) is FakeTensor:
+                continue
+            if isinstance(arg, torch.Tensor) and not isinstance(arg, FakeTensor):
+                return tuple([self.value(a) for a in args])
+            if isinstance(arg, (list, tuple)) and any(
+                isinstance(item, torch.Tensor) and not isinstance(item, FakeTensor) for item in arg
+            ):
+                return tuple([self.value(a) for a in args])
+        return args
+
     def value(self, value: Any) -> Any:
         """An operator argument with every real tensor in it (also inside lists) made fake."""
         if type(value) is FakeTensor:

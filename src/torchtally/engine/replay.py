@@ -23,7 +23,7 @@ from torch._ops import OpOverload
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._mode_utils import no_dispatch
 
-from . import replay_disk
+from . import replay_disk, summaries
 from .fakes import new_fake
 from .shapes import closed_form
 
@@ -82,11 +82,25 @@ def _meta_of(tensor: Any) -> tuple[Any, ...] | None:
     return (tensor.shape, tensor.stride(), tensor.dtype, tensor.fake_device, tensor.storage_offset())
 
 
+_STRIDED = torch.strided
+# Exact types whose key is (type, value), as _arg_key gives them.
+_SCALAR_TYPES = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout})
+_TENSOR_LAYOUT = torch.Tensor.layout.__get__  # type: ignore[attr-defined]
+
+
+def _layout(tensor: FakeTensor) -> torch.layout:
+    """``tensor.layout`` without FakeTensor's Python property, which only differs for
+    MKLDNN tensors (those carry their dispatch keys)."""
+    if tensor.dispatch_keys is not None:
+        return tensor.layout
+    return _TENSOR_LAYOUT(tensor)  # type: ignore[no-any-return]
+
+
 def _arg_key(value: Any) -> Any:
     """A hashable description of an argument that determines the result's metadata, or
     _NEVER when there is none (unknown objects, constants)."""
     if type(value) is FakeTensor:  # _meta_of inlined: this runs for every argument of every operator
-        if value.constant is not None or value.layout != torch.strided or value.is_conj() or value.is_neg():
+        if value.constant is not None or _layout(value) is not _STRIDED or value.is_conj() or value.is_neg():
             return _NEVER
         return (value.shape, value.stride(), value.dtype, value.fake_device, value.storage_offset())
     if isinstance(value, torch.Tensor):
@@ -143,8 +157,10 @@ def stored_form(func: OpOverload, out: Any) -> Any:
 
 
 def forget() -> None:
-    """Drop every result this process remembers (tests compare runs with and without)."""
+    """Drop every result this process remembers, and what was derived from them (tests
+    compare runs with and without)."""
     _RESULTS.clear()
+    summaries.forget()
 
 
 class ResultReplay:
@@ -170,11 +186,28 @@ class ResultReplay:
             rule = self._rules[func] = _replay_rule(func)
         if rule is _NEVER:
             return None
-        if not any(_holds_tensor(a) for a in args) and (kwargs.get("dtype") is None or kwargs.get("device") is None):
+        # _arg_key(args), unrolled one level: this runs for every operator call of a run.
+        items: list[Any] = []
+        holds_tensor = False
+        for value in args:
+            kind = type(value)
+            if kind is FakeTensor:
+                holds_tensor = True
+                if value.constant is not None or _layout(value) is not _STRIDED or value.is_conj() or value.is_neg():
+                    return None
+                items.append((value.shape, value.stride(), value.dtype, value.fake_device, value.storage_offset()))
+                continue
+            if kind in _SCALAR_TYPES:
+                items.append((kind, value))
+                continue
+            holds_tensor = holds_tensor or _holds_tensor(value)
+            item = _arg_key(value)
+            if item is _NEVER:
+                return None
+            items.append(item)
+        if not holds_tensor and (kwargs.get("dtype") is None or kwargs.get("device") is None):
             return None  # a factory left to the default dtype or device: those are not arguments
-        arg_key = _arg_key(args)
-        if arg_key is _NEVER:
-            return None
+        arg_key = (type(args), tuple(items))
         if kwargs:
             kwarg_key = _arg_key(tuple(sorted(kwargs.items(), key=lambda item: item[0])))
             if kwarg_key is _NEVER:
@@ -202,6 +235,10 @@ class ResultReplay:
         if stored[0] == _VIEW:
             return self._view_of(args[0], stored[1])
         return self._fresh(stored)
+
+    def knows(self, key: Any) -> bool:
+        """Whether calls with ``key`` are replayed (their results' metadata is known)."""
+        return key in self._results
 
     def remember(self, key: Any, func: OpOverload, out: Any) -> None:
         stored = stored_form(func, out)
