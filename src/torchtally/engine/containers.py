@@ -74,9 +74,11 @@ class OwnedState:
                 else:
                     self._walk(value)
             for cls in type(module).__mro__:
-                if cls in walked_classes or cls.__module__.startswith(("torch.", "builtins")):
+                if cls in walked_classes:
                     continue
-                walked_classes.add(cls)
+                walked_classes.add(cls)  # torch's own classes too: each class is looked at once
+                if cls.__module__.startswith(("torch.", "builtins")):
+                    continue
                 for key, value in list(vars(cls).items()):
                     if isinstance(value, (dict, list, set, collections.deque)) and not key.startswith("__"):
                         self._walk(value)  # e.g. `class Rope: _cache = {}`, shared by every instance

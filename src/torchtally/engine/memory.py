@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from torch._ops import OpOverload
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._mode_utils import no_dispatch
 
 from ..formulas.registry import tensor_args
@@ -148,7 +149,7 @@ class LiveSet:
         if aliasing is None:
             aliasing = self._aliasing[func] = _may_alias(func)
         known: set[int] | None = None
-        for tensor in tensor_args((out,)):
+        for tensor in (out,) if type(out) is FakeTensor else tensor_args((out,)):
             try:
                 storage = tensor.untyped_storage()
             except (RuntimeError, NotImplementedError):

@@ -200,6 +200,16 @@ class ResultReplay:
             if kind in _SCALAR_TYPES:
                 items.append((kind, value))
                 continue
+            if kind is list:  # sizes, strides, paddings: scalars only, mostly
+                scalars = []
+                for entry in value:
+                    entry_kind = type(entry)
+                    if entry_kind not in _SCALAR_TYPES:
+                        break
+                    scalars.append((entry_kind, entry))
+                else:
+                    items.append((list, tuple(scalars)))
+                    continue
             holds_tensor = holds_tensor or _holds_tensor(value)
             item = _arg_key(value)
             if item is _NEVER:

@@ -80,6 +80,13 @@ def tensor_specs(value: Any) -> tuple[TensorSpec, ...]:
     return tuple(_spec(t) for t in found)
 
 
+def call_specs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[TensorSpec, ...]:
+    """``tensor_specs((args, kwargs))``: a module call's inputs (mostly one tensor)."""
+    if not kwargs and all(isinstance(arg, torch.Tensor) for arg in args):
+        return tuple([_spec(arg) for arg in args])
+    return tensor_specs((args, kwargs))
+
+
 def describe_specs(specs: tuple[TensorSpec, ...]) -> list[str]:
     """Human-readable ``[1, 3, 224, 224] float32`` strings, for error messages."""
     return [f"[{', '.join(map(str, s.shape))}] {s.dtype}" for s in specs]

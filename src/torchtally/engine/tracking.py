@@ -36,7 +36,7 @@ from ..formulas.registry import Cost
 from .communication import Transfer
 from .patching import ForwardPatches
 from ..report.specs import TensorSpec
-from .tensors import tensor_specs
+from .tensors import call_specs, tensor_specs
 from .tree import ModuleNode
 
 # Key under which an autograd node remembers the row of the module whose forward created it.
@@ -124,7 +124,7 @@ class ModuleTracker:
         def tracked_forward(*args: Any, **kwargs: Any) -> Any:
             # A call during the backward is a checkpoint's recomputation: not a call of its own.
             recording = not self.in_backward
-            inputs = tensor_specs((args, kwargs))
+            inputs = call_specs(args, kwargs)
             if recording:
                 record.calls += 1
                 record.inputs.append(inputs)
