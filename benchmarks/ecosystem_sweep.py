@@ -1,0 +1,267 @@
+"""Coverage of the real ecosystem: one model per timm family and Hugging Face model types,
+each built and analysed as the command line does it (``torchtally timm:NAME`` /
+``torchtally hf:TYPE``, on the meta device, no extra flags), each in a bounded subprocess.
+
+    .venv/bin/python benchmarks/ecosystem_sweep.py [--timm N] [--hf N] [--timeout S] [--jobs J]
+
+N picks a spread sample (every k-th of the sorted list; 0 skips, -1 takes all). Each model
+runs in a forked child of a parent that imported torch, timm and transformers once, killed
+after S seconds. A model that was analysed is checked:
+
+- parameters against the model's own count of unique parameters
+  (``sum(p.numel() for p in model.parameters())``, which yields a tied tensor once);
+- MACs per operator against ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2) on a
+  meta-device forward with the same input shapes, for the operators both count (PyTorch's
+  counter runs the meta kernels, so attention it sees as unfused math is left out);
+- that no fake tensor is left anywhere in the model afterwards.
+
+Outcomes: ``analysed`` (every check held), ``count differs`` (the checks found a
+difference, named), ``needs input`` (the one-line error names what to pass), ``not
+buildable`` (the type has no model class or its default config cannot build), ``failed``
+(analysis error), ``crashed`` (an unexpected exception: a bug), ``timeout``. The table
+counts outcomes and their causes."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import datetime
+import multiprocessing as mp
+import os
+import re
+import sys
+import time
+import traceback
+import warnings
+from typing import Any
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+
+from torchtally.analysis import analyze  # noqa: E402
+from torchtally.cli.errors import CLIError  # noqa: E402
+from torchtally.cli.huggingface import model_types  # noqa: E402
+from torchtally.cli.inputs import analyze_arguments, resolve  # noqa: E402
+from torchtally.cli.models import ModelOptions, build  # noqa: E402
+from torchtally.errors import ForwardError, InputError, TorchtallyError  # noqa: E402
+
+# Fused attention: PyTorch's counter sees its meta decomposition (or nothing), not the kernel.
+_NOT_COMPARED = re.compile(r"attention|_flash|_efficient|_cudnn")
+_PREFERRED = ("tiny", "nano", "pico", "small", "mobile", "_b0", "18", "_s")
+
+
+def timm_families() -> list[str]:
+    """One model per timm module (family): the smallest-sounding name, else the first."""
+    import timm
+
+    chosen = []
+    for family in sorted(timm.list_modules()):
+        names = sorted(timm.list_models(module=family))
+        if not names:
+            continue
+        chosen.append(next((n for key in _PREFERRED for n in names if key in n), names[0]))
+    return chosen
+
+
+def spread(items: list[str], count: int) -> list[str]:
+    if count < 0 or count >= len(items):
+        return items
+    if count == 0:
+        return []
+    step = len(items) / count
+    return [items[int(i * step)] for i in range(count)]
+
+
+def _meta_inputs(arguments: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    sizes, dtypes = arguments["input_size"], arguments["dtypes"]
+    if isinstance(sizes, dict):
+        return [], {name: _meta_tensor(shape, dtypes[name]) for name, shape in sizes.items()}
+    return [_meta_tensor(shape, dtype) for shape, dtype in zip(sizes, dtypes)], {}
+
+
+def _meta_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    return torch.zeros(shape, dtype=dtype, device="meta")
+
+
+def _independent_macs(model: torch.nn.Module, arguments: dict[str, Any]) -> dict[str, int] | None:
+    """MACs per aten operator by FlopCounterMode on a meta forward; None where it cannot run."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    args, kwargs = _meta_inputs(arguments)
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model.eval()
+            model(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - the meta run is a reference only
+        return None
+    return {f"aten.{op.__name__ if hasattr(op, '__name__') else op}": int(flops) // 2
+            for op, flops in counter.get_flop_counts().get("Global", {}).items()}
+
+
+def _fake_left(model: torch.nn.Module) -> bool:
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    seen: set[int] = set()
+
+    def walk(value: Any, depth: int) -> bool:
+        if isinstance(value, FakeTensor):
+            return True
+        if depth > 4 or id(value) in seen:
+            return False
+        seen.add(id(value))
+        if isinstance(value, dict):
+            return any(walk(v, depth + 1) for v in value.values())
+        if isinstance(value, (list, tuple, set)):
+            return any(walk(v, depth + 1) for v in value)
+        return False
+
+    return any(walk(vars(module), 0) for module in model.modules())
+
+
+def check_one(spec: str) -> tuple[str, str]:
+    """(outcome, cause) of analysing ``spec`` as the command line would."""
+    warnings.simplefilter("ignore")
+    options = ModelOptions()
+    try:
+        built = build(spec, options)
+    except CLIError as error:
+        return "not buildable", _cause(str(error))
+    try:
+        shapes = resolve(None, built.inputs, None, None, spec, built.hint)
+    except CLIError as error:
+        return "needs input", _cause(str(error))
+    arguments = analyze_arguments(shapes, built.module)
+    model = built.module
+    try:
+        report = analyze(model, **arguments)
+    except (ForwardError, InputError) as error:
+        kind = "needs input" if _about_inputs(str(error)) else "failed"
+        return kind, _cause(str(error))
+    except TorchtallyError as error:
+        return "failed", _cause(str(error))
+    except Exception as error:  # noqa: BLE001
+        return "crashed", _cause(f"{type(error).__name__}: {error}")
+    differences = []
+    own = sum(p.numel() for p in model.parameters())
+    if report.total_params != own:
+        differences.append(f"params {report.total_params} != {own}")
+    if _fake_left(model):
+        differences.append("a fake tensor left in the model")
+    reference = _independent_macs(model, arguments)
+    if reference is not None:
+        differences += _compare(report.operators, reference)
+    if differences:
+        return "count differs", "; ".join(differences[:2])
+    return ("analysed", "checked against FlopCounterMode" if reference is not None else "no independent reference")
+
+
+def _compare(ours: Any, theirs: dict[str, int]) -> list[str]:
+    """Per operator; a fused attention kernel (ours, as on the CPU) is compared with the
+    batched products PyTorch's counter sees on meta (at most those: a causal kernel does less)."""
+    fused = sum(stats.macs for op, stats in ours.items() if _NOT_COMPARED.search(op))
+    products = ("aten.bmm", "aten.baddbmm")
+    found = []
+    # A linear layer runs as addmm or as mm (+ add) depending on the input's layout and device:
+    # compared as one class.
+    linear = ("aten.mm", "aten.addmm")
+    mine_linear = sum(ours[op].macs for op in linear if op in ours)
+    their_linear = sum(theirs.get(op, 0) for op in linear)
+    if mine_linear != their_linear:
+        found.append(f"mm + addmm {mine_linear} != {their_linear}")
+    for op, macs in sorted(theirs.items()):
+        if _NOT_COMPARED.search(op) or (fused and op in products) or op in linear:
+            continue
+        stats = ours.get(op)
+        if stats is None or stats.macs != macs:
+            found.append(f"{op} {stats.macs if stats else 0} != {macs}")
+    if fused:
+        mine = fused + sum(ours[op].macs for op in products if op in ours)
+        reference = sum(theirs.get(op, 0) for op in products)
+        if not reference // 2 <= mine <= reference:
+            found.append(f"attention and batched products {mine} vs {reference}")
+    return found
+
+
+def _about_inputs(text: str) -> bool:
+    return any(word in text for word in ("--input-size", "input_ids", "pixel_values", "called with inputs", "missing"))
+
+
+def _cause(text: str) -> str:
+    """A short cause: the message's first line, with names and numbers generalised."""
+    line = text.strip().splitlines()[0] if text.strip() else "?"
+    line = re.sub(r"\[[0-9, ]+\]", "[...]", line)
+    line = re.sub(r"\b\d+\b", "N", line)
+    return line[:150]
+
+
+def _child(spec: str, queue: Any) -> None:
+    try:
+        queue.put(check_one(spec))
+    except BaseException as error:  # noqa: BLE001
+        queue.put(("crashed", _cause(f"{type(error).__name__}: {error} {traceback.format_exc(limit=1)}")))
+
+
+def run_bounded(spec: str, timeout: float) -> tuple[str, str, float]:
+    context = mp.get_context("fork")
+    queue = context.Queue()
+    started = time.perf_counter()
+    process = context.Process(target=_child, args=(spec, queue))
+    process.start()
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        return "timeout", f"over {timeout:.0f} s", time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if queue.empty():
+        return "crashed", f"the process died (exit {process.exitcode})", seconds
+    outcome, cause = queue.get()
+    return outcome, cause, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--timm", type=int, default=-1, help="timm families to try (-1 all, 0 none)")
+    parser.add_argument("--hf", type=int, default=-1, help="Hugging Face model types to try (-1 all, 0 none)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per model")
+    parser.add_argument("--jobs", type=int, default=1, help="models at once")
+    parser.add_argument("--verbose", action="store_true", help="one line per model")
+    options = parser.parse_args()
+    import timm  # noqa: F401 - imported once here, inherited by every forked child
+    import transformers  # noqa: F401
+
+    specs = [("timm", f"timm:{n}") for n in spread(timm_families(), options.timm)]
+    specs += [("hf", f"hf:{t}") for t in spread(sorted(model_types()), options.hf)]
+    results: dict[str, list[tuple[str, str, str]]] = collections.defaultdict(list)
+    started = time.perf_counter()
+    pending = list(specs)
+    # Threads only wait: each model runs in its own forked child process.
+    with concurrent.futures.ThreadPoolExecutor(max(options.jobs, 1)) as pool:
+        outputs = list(pool.map(lambda spec: run_bounded(spec, options.timeout), [spec for _, spec in pending]))
+    for (source, spec), (outcome, cause, seconds) in zip(pending, outputs):
+        results[source].append((spec, outcome, cause))
+        if options.verbose:
+            print(f"{spec:50s} {outcome:14s} {seconds:6.1f}s  {cause}", flush=True)
+    print(f"\nEcosystem sweep, {datetime.date.today()}, torch {torch.__version__}, "
+          f"{time.perf_counter() - started:.0f} s\n")
+    print("| source | tried | analysed | count differs | needs input | not buildable | failed | crashed | timeout |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for source, rows in results.items():
+        counts = collections.Counter(outcome for _, outcome, _ in rows)
+        cells = [str(counts.get(k, 0)) for k in
+                 ("analysed", "count differs", "needs input", "not buildable", "failed", "crashed", "timeout")]
+        print(f"| {source} | {len(rows)} | " + " | ".join(cells) + " |")
+    print("\nCauses (outcome: cause — models):")
+    for source, rows in results.items():
+        grouped: dict[tuple[str, str], list[str]] = collections.defaultdict(list)
+        for spec, outcome, cause in rows:
+            if outcome != "analysed":
+                grouped[(outcome, cause)].append(spec)
+        for (outcome, cause), specs_ in sorted(grouped.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            print(f"- {source} {outcome}: {cause} — {len(specs_)}: {', '.join(specs_[:4])}{' ...' if len(specs_) > 4 else ''}")
+
+
+if __name__ == "__main__":
+    main()
