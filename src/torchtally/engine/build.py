@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import nn
 
+from .frozen import maker
 from .memory import RunMemory
 from .parallel import original_class
 from .params import ParameterIndex, ParamCounts
@@ -135,10 +136,14 @@ def _groups(module: nn.Module) -> int | None:
     return groups if isinstance(groups, int) and not isinstance(groups, bool) else None
 
 
+_OP_STATS = maker(OpStats)
+_LAYER_REPORT = maker(LayerReport)
+
+
 def _stats(ops: dict[str, OpTally]) -> dict[str, OpStats]:
     if not ops:
         return {}
-    return {name: OpStats(t.calls, t.macs, t.flops, t.uncounted, t.read, t.written, t.dtype) for name, t in ops.items()}
+    return {name: _OP_STATS(t.calls, t.macs, t.flops, t.uncounted, t.read, t.written, t.dtype) for name, t in ops.items()}
 
 
 def build_report(
@@ -179,7 +184,7 @@ def build_report(
                 shared_ids[id(param)] = param.numel()
         owners = dict.fromkeys(nodes[owner].name for _, owner in held.shared)  # "": the root
         layers.append(
-            LayerReport(
+            _LAYER_REPORT(
                 name=node.name,
                 type=original_class(node.module).__name__,
                 depth=node.depth,
