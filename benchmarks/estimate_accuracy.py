@@ -5,7 +5,9 @@ estimated on the calibrated machine at hand (`tt.calibrate()`) and measured
     .venv/bin/python benchmarks/estimate_accuracy.py [--repeats 10] [--hardware h100-sxm]
 
 Prints, per model, the estimated latency and the measured median (and fastest) pass and
-their ratios; then, over the
+their ratios, the ratio of the plain roofline (the same calibration without the CPU's
+classes: module calls, transcendentals, pooling, depthwise and small convolutions) and the
+load average; then, over the
 layers that took more than 1% of their model's measured time, the median of
 |estimate / measured - 1| of their own times. Targets (issue 14): the whole model within
 20% for 8 of 10 models, the per-layer median error under 30%. On a machine shared with
@@ -106,6 +108,15 @@ def _mean(first: tt.Hardware, second: tt.Hardware) -> tt.Hardware:
     )
 
 
+def _plain(chip: tt.Hardware) -> tt.Hardware:
+    """The same figures without the CPU's classes (module calls, transcendentals, pooling,
+    depthwise and small convolutions): the plain roofline, for the column beside it."""
+    return dataclasses.replace(
+        chip, module_overhead=0.0, transcendental_flops={}, pooling_flops={}, conv_efficiency=(),
+        grouped_conv_overhead=None, grouped_conv_efficiency=1.0,
+    )
+
+
 def _layer_errors(report: tt.ModelReport) -> list[float]:
     """|estimate / measured - 1| of the own time of every layer above 1% of the measured pass."""
     assert report.timing is not None
@@ -148,7 +159,7 @@ def main() -> None:
     options = tt.TimingOptions(warmup=args.warmup, repeats=args.repeats)
     header = (
         f"{'model':<24} {'estimated':>10} {'median':>10} {'fastest':>10} {'est/median':>10} {'est/fastest':>11} "
-        f"{'bound':>9} {'layers>1%':>9} {'layer median err':>17} {'load':>5}"
+        f"{'bound':>9} {'layers>1%':>9} {'layer median err':>17} {'plain est/median':>16} {'load':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -156,12 +167,14 @@ def main() -> None:
     chosen = [entry for entry in MODELS if not args.only or entry[0] in args.only.split(",")]
     for name, build, arguments in chosen:
         model = build().eval()
+        used = chip
         if args.hardware or args.once:
             report = tt.analyze(model, **arguments, timing=options, hardware=chip)  # type: ignore[arg-type]
         else:  # the machine as it was around this model's run: measured before and after
             before = measure(torch.device("cpu"))
             report = tt.analyze(model, **arguments, timing=options)  # type: ignore[arg-type]
-            report = tt.estimate_time(report, _mean(before, measure(torch.device("cpu"))))
+            used = _mean(before, measure(torch.device("cpu")))
+            report = tt.estimate_time(report, used)
         assert report.estimate is not None and report.timing is not None
         estimated, measured, fastest = report.estimate.latency, report.timing.latency_median, report.timing.latency_min
         ratio = estimated / measured
@@ -171,9 +184,11 @@ def main() -> None:
         errors = _layer_errors(report)
         all_errors += errors
         median = f"{100 * statistics.median(errors):.0f}%" if errors else "--"
+        plain = tt.estimate_time(report, _plain(used)).estimate
+        assert plain is not None
         print(f"{name:<24} {estimated * 1e3:>7.2f} ms {measured * 1e3:>7.2f} ms {fastest * 1e3:>7.2f} ms {ratio:>10.2f} "
               f"{estimated / fastest:>11.2f} {report.layers[0].bound or '--':>9} {len(errors):>9} {median:>17} "
-              f"{os.getloadavg()[0]:>5.1f}")  # the machine's 1-minute load average: how shared it was
+              f"{plain.latency / measured:>16.2f} {os.getloadavg()[0]:>5.1f}")  # the machine's 1-minute load average: how shared it was
     print("-" * len(header))
     print(f"whole model within 20% of the median: {within} of {len(chosen)} (target: 8 of 10), "
           f"of the fastest pass: {within_fastest} of {len(chosen)}; "
