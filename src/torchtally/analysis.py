@@ -14,6 +14,7 @@ from torch.export import ExportedProgram
 from .engine import run as engine
 from .engine.inputs import DtypeSpec, InputSize
 from .engine.optim import OptimizerSpec
+from .engine.global_state import process_state_kept
 from .engine.parallel import Parallel, simulated_cluster
 from .errors import InputError
 from .engine.timing import TimingOptions
@@ -66,7 +67,7 @@ def analyze_parallel(model: nn.Module | ExportedProgram, input_size: InputSize |
         raise InputError("timing=True measures real passes on this machine; a simulated parallel layout has none")
     if options.get("device") not in (None, "cpu", "meta"):
         raise InputError("parallel= simulates the ranks on this CPU: leave device= unset")
-    with engine.ANALYSIS_LOCK, simulated_cluster(plan.world_size, rank=plan.rank) as cluster, warnings.catch_warnings():
+    with engine.ANALYSIS_LOCK, process_state_kept(), simulated_cluster(plan.world_size, rank=plan.rank) as cluster, warnings.catch_warnings():
         # FSDP2 warns about every model whose output is a view (most Hugging Face models): about
         # in-place edits of it after the forward, which the analysis never makes.
         warnings.filterwarnings("ignore", message="FSDP2-wrapped module", category=UserWarning)

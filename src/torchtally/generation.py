@@ -4,14 +4,15 @@ fits it."""
 
 from __future__ import annotations
 
-import warnings
+import operator
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
 from .engine import run as engine
-from .engine.generation import CACHE_KINDS, GenerationRunner, RunResult
+from .engine.generation import CACHE_KINDS, GenerationRunner, RunResult, cache_bytes
+from .engine.global_state import process_state_kept
 from .engine.parallel import Parallel, simulated_cluster
 from .errors import InputError
 from .estimate import Hardware, estimate_time
@@ -25,9 +26,13 @@ _BATCH_SEARCH_LIMIT = 24  # batch sizes tried at most when the peak is not affin
 
 
 def _whole(value: Any, name: str, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+    try:
+        number = operator.index(value)  # numpy integers too
+    except TypeError:
+        number = None
+    if isinstance(value, bool) or number is None or number < least:
         raise InputError(f"{name} must be a whole number of at least {least}; got {value!r}")
-    return value
+    return number
 
 
 def _check_cache(cache: Any) -> None:
@@ -44,6 +49,7 @@ def analyze_generation(
     hardware: Hardware | str | None = None,
     cache: Any = None,
     parallel: Parallel | None = None,
+    every_step: bool = False,
     **forward_kwargs: Any,
 ) -> GenerationReport:
     """Analyse a language model's generation: the prompt pass (prefill) of ``prompt_tokens``
@@ -60,29 +66,91 @@ def analyze_generation(
         cache: ``None`` (the model's own default: a Hugging Face ``DynamicCache``),
             ``"dynamic"``, ``"static"`` (a ``StaticCache`` of prompt + new tokens), or a
             cache object to start from (copied, never written to).
-        parallel: one rank of a parallel layout (``tt.Parallel(tp=8)``): per-rank cache,
-            compute and memory.
+        parallel: one rank of a tensor-parallel layout (``tt.Parallel(tp=8)``): per-rank
+            cache, compute, memory and all-reduces.
+        every_step: run every decode step instead of sampling them (for a cache whose
+            figures are neither straight, convex nor concave in the position, such as one
+            that grows in blocks of tokens; see docs/generation.md).
         **forward_kwargs: passed to every forward (``logits_to_keep=0`` to compute the
             prompt's every logit; by default only the last, as ``generate`` does).
     """
-    _whole(prompt_tokens, "prompt_tokens", 1)
-    _whole(new_tokens, "new_tokens", 1)
-    _whole(batch_size, "batch_size", 1)
+    prompt_tokens = _whole(prompt_tokens, "prompt_tokens", 1)
+    new_tokens = _whole(new_tokens, "new_tokens", 1)
+    batch_size = _whole(batch_size, "batch_size", 1)
     _check_cache(cache)
+    _check_forward_kwargs(forward_kwargs)
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    _check_lengths(model, cache, prompt_tokens + new_tokens)
     chip = None if hardware is None else resolve(hardware)
+    options: dict[str, Any] = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens, cache=cache, forward_kwargs=forward_kwargs)
     with engine.ANALYSIS_LOCK:
         if parallel is None:
-            runner = GenerationRunner(model, prompt_tokens=prompt_tokens, new_tokens=new_tokens, cache=cache, forward_kwargs=forward_kwargs)
-            return _generation(runner, batch_size, chip)
-        if not isinstance(parallel, Parallel):
-            raise InputError(f"parallel= takes a tt.Parallel(fsdp=..., tp=..., dp=...); got {type(parallel).__name__}")
-        with simulated_cluster(parallel.world_size, rank=parallel.rank) as cluster, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="FSDP2-wrapped module", category=UserWarning)
-            sharded = cluster.shard(model, parallel)
-            runner = GenerationRunner(sharded, prompt_tokens=prompt_tokens, new_tokens=new_tokens, cache=cache, forward_kwargs=forward_kwargs)
-            return _generation(runner, batch_size, chip)
+            return _generation(GenerationRunner(model, **options), batch_size, chip, every_step)
+        _check_layout(parallel)
+        with process_state_kept(), simulated_cluster(parallel.world_size, rank=parallel.rank) as cluster:
+            runner = GenerationRunner(cluster.shard(model, parallel), **options)
+            return _generation(runner, batch_size, chip, every_step)
+
+
+# Inputs the generation makes itself, per forward: a fixed value given for every forward would
+# be wrong for all but one of them.
+_MADE_PER_FORWARD = (
+    "input_ids", "inputs_embeds", "attention_mask", "position_ids", "cache_position", "labels", "cache", "past_key_values",
+)  # fmt: skip
+
+
+def _check_forward_kwargs(forward_kwargs: dict[str, Any]) -> None:
+    made = sorted(name for name in forward_kwargs if name in _MADE_PER_FORWARD)
+    if made:
+        raise InputError(
+            f"{', '.join(f'{name}=' for name in made)}: analyze_generation makes the token ids, positions and cache of "
+            "every forward itself (pass a starting cache as cache=); forward keyword arguments go to every forward unchanged"
+        )
+    if forward_kwargs.get("use_cache", True) is False:
+        raise InputError("use_cache=False turns the cache off, and with it the decode steps generation analysis is about")
+
+
+def _check_layout(parallel: Any) -> None:
+    if not isinstance(parallel, Parallel):
+        raise InputError(f"parallel= takes a tt.Parallel(tp=...); got {type(parallel).__name__}")
+    if parallel.fsdp > 1 or parallel.dp > 1:
+        raise InputError(
+            f"analyze_generation takes a tensor-parallel serving layout (tt.Parallel(tp=N)); got fsdp={parallel.fsdp}, "
+            f"dp={parallel.dp}: FSDP shards for training, and data-parallel replicas each serve their own batch "
+            "(analyse one with batch_size=)"
+        )
+
+
+def _check_lengths(model: nn.Module, cache: Any, tokens: int) -> None:
+    """What fake tensors cannot catch (they check no index): learned position embeddings and
+    a given cache too short for the generation, and a given cache that already holds tokens."""
+    for name, module in model.named_modules():
+        leaf = name.rpartition(".")[2].lower()
+        if isinstance(module, nn.Embedding) and ("pos" in leaf or leaf == "wpe") and module.num_embeddings < tokens:
+            raise InputError(
+                f"prompt + new tokens = {tokens}, but the position embedding {name!r} has {module.num_embeddings} positions"
+            )
+    if cache is None or isinstance(cache, str):
+        return
+    capacity = _capacity(cache)
+    if capacity is not None and capacity < tokens:
+        raise InputError(f"prompt + new tokens = {tokens}, but the cache given ({type(cache).__name__}) holds {capacity}")
+    held = _held_tokens(cache)
+    if held:
+        raise InputError(
+            f"the cache given already holds {held} tokens; start from an empty one (a prompt that continues a "
+            "conversation is that many more prompt_tokens)"
+        )
+
+
+def _held_tokens(cache: Any) -> int:
+    measure = getattr(cache, "get_seq_length", None)
+    try:
+        held = measure() if callable(measure) else 0
+    except Exception:  # noqa: BLE001 - an uninitialised cache may refuse: it holds nothing
+        return 0
+    return int(held) if isinstance(held, int) else 0
 
 
 def _estimated(report: ModelReport, chip: Hardware | None) -> ModelReport:
@@ -102,8 +170,9 @@ def _figures(result: RunResult, chip: Hardware | None) -> list[float | int]:
     return figures
 
 
-def _steps(runner: GenerationRunner, batch: int, chip: Hardware | None) -> tuple[DecodeStep, ...]:
-    done = sample_steps(lambda index: _figures(runner.decode_step(batch, index), chip), runner.new_tokens)
+def _steps(runner: GenerationRunner, batch: int, chip: Hardware | None, every_step: bool) -> tuple[DecodeStep, ...]:
+    count = runner.new_tokens
+    done = sample_steps(lambda index: _figures(runner.decode_step(batch, index), chip), count, run_all_below=count + 1 if every_step else 8)
     steps = []
     for index, (figures, run) in enumerate(interpolated(done, runner.new_tokens)):
         macs, flops, read, written, cache, peak, active = (int(v) for v in figures[:7])
@@ -116,18 +185,31 @@ def _steps(runner: GenerationRunner, batch: int, chip: Hardware | None) -> tuple
     return tuple(steps)
 
 
-def _bytes_per_token(prefill: RunResult, steps: tuple[DecodeStep, ...], batch: int, runner: GenerationRunner) -> int | None:
+def _bytes_per_token(steps: tuple[DecodeStep, ...], batch: int, runner: GenerationRunner) -> int | None:
     """What one more token adds to the cache per sequence: the growth from the first decode
     step to the second (the prefill's cache may hold more than its keys and values: views
-    into a fused projection's output); for a cache allocated whole beforehand (a
-    StaticCache), its bytes per slot."""
-    growth = steps[1].kv_cache_bytes - steps[0].kv_cache_bytes if len(steps) > 1 else steps[0].kv_cache_bytes - prefill.cache_bytes_after
-    if growth > 0:
-        return round(growth / batch)
-    capacity = _capacity(runner.held_cache(batch))
-    if capacity is not None and prefill.cache_bytes_after:
-        return round(prefill.cache_bytes_after / (batch * capacity))
-    return None
+    into a fused projection's output). A cache that does not grow (allocated whole
+    beforehand, a full sliding window) gives its bytes per slot, layer by layer where its
+    layers say their slots; a state cache (no slots) gives None."""
+    if len(steps) > 1 and steps[1].kv_cache_bytes > steps[0].kv_cache_bytes:
+        return round((steps[1].kv_cache_bytes - steps[0].kv_cache_bytes) / batch)
+    cache = runner.latest_cache(batch)
+    layers = getattr(cache, "layers", None)
+    slotted = [
+        (layer, int(layer.max_cache_len)) for layer in (layers if isinstance(layers, (list, tuple)) else ())
+        if isinstance(getattr(layer, "max_cache_len", None), int) and layer.max_cache_len > 0
+    ]  # fmt: skip
+    if slotted:  # Hugging Face: attention layers say their slots; state layers (Mamba) have none
+        per_slot = sum(_keys_and_values(layer) / slots for layer, slots in slotted)
+        return round(per_slot / batch) if per_slot else None
+    capacity = _capacity(cache)
+    held = cache_bytes(cache)
+    return round(held / (batch * capacity)) if capacity is not None and held else None
+
+
+def _keys_and_values(layer: Any) -> int:
+    """A cache layer's key and value bytes (a hybrid layer also holds a state, which takes no slots)."""
+    return cache_bytes([getattr(layer, "keys", None), getattr(layer, "values", None)]) or cache_bytes(layer)
 
 
 def _capacity(cache: Any) -> int | None:
@@ -140,9 +222,9 @@ def _capacity(cache: Any) -> int | None:
     return capacity if isinstance(capacity, int) and capacity > 0 else None
 
 
-def _generation(runner: GenerationRunner, batch: int, chip: Hardware | None) -> GenerationReport:
+def _generation(runner: GenerationRunner, batch: int, chip: Hardware | None, every_step: bool) -> GenerationReport:
     prefill = runner.prefill(batch)
-    steps = _steps(runner, batch, chip)
+    steps = _steps(runner, batch, chip, every_step)
     prefill_report = _estimated(prefill.report, chip)
     memory = prefill_report.memory
     peak = max(prefill.peak, *(step.peak_memory for step in steps))
@@ -159,7 +241,7 @@ def _generation(runner: GenerationRunner, batch: int, chip: Hardware | None) -> 
         cache_type=type(runner.held_cache(batch)).__name__,
         prefill=prefill_report,
         decode_steps=steps,
-        kv_cache_bytes_per_token=_bytes_per_token(prefill, steps, batch, runner),
+        kv_cache_bytes_per_token=_bytes_per_token(steps, batch, runner),
         weight_bytes=memory.parameters + memory.buffers,
         peak_memory=peak,
         prefill_kv_cache_bytes=prefill.cache_bytes_after,

@@ -52,6 +52,8 @@ def generation_text(report: GenerationReport, fmt: str) -> str:
 def run_generation(options: argparse.Namespace, building: ModelOptions, settings: dict[str, object]) -> int:
     _check_options(options)
     prompt, new = parse_lengths(options.generate)
+    if options.batch_size is not None and options.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1; got {options.batch_size}")
     fmt = choose_format(options.format, options.output)
     if fmt not in ("text", "json", "csv"):  # checked before the long run
         raise CLIError(f"--generate writes text, json or csv; not {fmt}")
@@ -59,7 +61,7 @@ def run_generation(options: argparse.Namespace, building: ModelOptions, settings
     with model_code(options.model):
         built = build(options.model, building)
         report = analyze_generation(
-            built.module, prompt, new, options.batch_size or 1, hardware=chip, cache=options.cache,
+            built.module, prompt, new, 1 if options.batch_size is None else options.batch_size, hardware=chip, cache=options.cache,
             parallel=settings.get("parallel"),  # type: ignore[arg-type]
         )
     write(generation_text(report, fmt), options.output)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from ..errors import InputError
+from ..errors import InputError, TorchtallyError
 from ..report.model import ModelReport
 from . import run as engine
 from .inputs import tensors_within
@@ -130,7 +130,8 @@ class GenerationRunner:
                 "language models (its decode steps would need the encoder's outputs and decoder inputs): analyse its "
                 "passes with tt.analyze"
             )
-        parameters, takes_any = _parameters_of(self.model.forward)
+        # A torch.compile'd model's forward takes (*args, **kwargs): the signature is its original's.
+        parameters, takes_any = _parameters_of(getattr(self.model, "_orig_mod", self.model).forward)
         named = [name for name in _CACHE_ARGUMENTS if name in parameters]
         if not named and not takes_any:
             raise InputError(
@@ -176,6 +177,12 @@ class GenerationRunner:
         token = engine.OUTPUT_SINK.set(sink)
         try:
             report = engine.analyze(self.model, input_data=(ids,), run="fake", forward_kwargs=kwargs)
+        except TorchtallyError as error:
+            if type(error) is not TorchtallyError:  # ForwardError, InputError: said as they are
+                raise
+            # The engine's advice (run='real') is not open to a generation: every run is fake.
+            reason = str(error).split("; use run=")[0]
+            raise TorchtallyError(f"generation analysis runs only on fake tensors, and {reason}") from error.__cause__
         finally:
             engine.OUTPUT_SINK.reset(token)
         after = _cache_from_output(sink[-1] if sink else None, None)
@@ -183,7 +190,8 @@ class GenerationRunner:
             raise InputError(
                 f"{type(self.model).__name__}.forward returned no cache (looked for `cache` / `past_key_values` in "
                 "its output, and a cache object in a returned tuple): generation analysis needs the cache a step leaves "
-                "for the next"
+                "for the next (a model that keeps its state inside its modules, or returns it under another name, "
+                "is not supported)"
             )
         return report, after
 
@@ -206,6 +214,11 @@ class GenerationRunner:
         """The cache the prompt pass at ``batch`` sequences left (None before it ran)."""
         held = self._caches.get(batch)
         return held[0][1] if held else None
+
+    def latest_cache(self, batch: int) -> Any:
+        """The cache of the most tokens any run at ``batch`` sequences left."""
+        held = self._caches.get(batch)
+        return max(held, key=lambda entry: entry[0])[1] if held else None
 
     def prefill(self, batch: int) -> RunResult:
         """The prompt pass at ``batch`` sequences (its cache is kept for the decode steps)."""

@@ -8,10 +8,11 @@ mode the forward entered and never left is popped)."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -132,3 +133,15 @@ class GlobalState:
         if warnings.filters != self._warning_filters:
             warnings.filters[:] = self._warning_filters  # type: ignore[index]
             warnings._filters_mutated()  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def process_state_kept() -> Iterator[None]:
+    """The process state as it was before the block, also after it: around work of ours
+    outside a run (PyTorch's fake collectives draw from Python's `random` when a simulated
+    cluster is set up)."""
+    state = GlobalState()
+    try:
+        yield
+    finally:
+        state.restore()

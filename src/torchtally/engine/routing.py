@@ -6,8 +6,10 @@ token. Expert weights are *routed*: each token reaches only some of them, which 
 product reading a slice of the parameter along its expert dimension (``w[expert]``, the
 eager loop over experts) or as a grouped matmul over all experts (``_grouped_mm``). A routed
 parameter's active share is its MACs divided by the number of tokens: with E experts and
-top-k routing that is k/E of its elements on average. Tokens are the most rows any weight
-matrix processed in the forward (the batch's tokens, which every dense projection sees).
+top-k routing that is k/E of its elements on average. Tokens are the rows most dense weight
+matrices processed in the forward (the batch's tokens, which the projections see): not the
+most any one did, since a few see other counts (a language-model head only the last token,
+multi-head latent attention's key/value expansion the whole cache at every decode step).
 
 Only an operand of a parameter of rank 3 or more that is one entry along its leading dimension
 (``w[e]``, or its transpose, as ``linear`` passes it to ``mm``) counts as an expert slice: other
@@ -15,6 +17,8 @@ slices of a weight (the q/k/v thirds of a fused ``in_proj_weight``) are dense. B
 skipped: they hold no rows, so their MACs/elements would be no token count."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import torch
 from torch._ops import OpOverload
@@ -33,7 +37,8 @@ class WeightUse:
         self._by_storage: dict[int, tuple[int, torch.Size]] = {}  # storage key -> (id of the parameter, its shape)
         self._products: dict[OpOverload, bool | None] = {}
         self.routed_macs: dict[int, int] = {}  # id(parameter) -> MACs of products reading a slice of it / grouped
-        self.tokens = 0
+        self._rows: dict[int, int] = {}  # id(dense parameter) -> the most rows one product of it processed
+        self._tokens: int | None = None  # `tokens`, until a row count changes
 
     def add_weight(self, param_id: int, tensor: torch.Tensor) -> None:
         """``tensor`` (the parameter itself or its fake twin, same shape) holds the data of parameter ``param_id``."""
@@ -59,7 +64,18 @@ class WeightUse:
             if grouped or _expert_slice(arg.shape, shape):
                 self.routed_macs[param_id] = self.routed_macs.get(param_id, 0) + macs
             else:  # rows = MACs / elements read: a slice reads fewer, a broadcast one no more
-                self.tokens = max(self.tokens, macs // min(arg.numel(), shape.numel()))
+                rows = macs // min(arg.numel(), shape.numel())
+                if rows > self._rows.get(param_id, 0):
+                    self._rows[param_id] = rows
+                    self._tokens = None
+
+    @property
+    def tokens(self) -> int:
+        """The row count the most dense weights processed (the larger on a tie); 0 with none."""
+        if self._tokens is None:
+            counts = Counter(self._rows.values())
+            self._tokens = max(counts, key=lambda rows: (counts[rows], rows)) if counts else 0
+        return self._tokens
 
     def _classify(self, func: OpOverload) -> bool | None:
         grouped = _PRODUCTS.get(func.overloadpacket.__name__) if func.namespace == "aten" else None

@@ -123,6 +123,15 @@ def _autograd_on() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _autograd_off() -> Iterator[None]:
+    """No autograd, and out of the caller's inference mode: inside it, composite operators
+    (scaled_dot_product_attention) reach the counting mode whole instead of as the kernels
+    they run, which the formulas know."""
+    with torch.inference_mode(False), torch.no_grad():
+        yield
+
+
 def _measured_cuda_peak(device: torch.device, before: int | None) -> int | None:
     """The peak allocated during a real CUDA run, read without resetting the user's statistics:
     known only when the run set a new high-water mark."""
@@ -163,7 +172,7 @@ def _run_once(
         if mode in ("eval", "train"):
             model.train(mode == "train")
         # Training needs autograd even when called under no_grad or inference_mode.
-        grad_mode = torch.no_grad() if training is None else _autograd_on()
+        grad_mode = _autograd_off() if training is None else _autograd_on()
         with grad_mode:
             fakes = FakeConverter(fake_mode, meta_as=run_device) if fake_mode is not None else None
             try:

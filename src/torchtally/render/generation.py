@@ -98,7 +98,8 @@ def summary_text(report: GenerationReport) -> str:
     if report.max_batch_size is not None and report.hardware is not None:
         memory = report.hardware.get("memory_bytes")
         room = f" of {binary_bytes(int(memory))}" if memory else ""
-        lines.append(f"Largest batch that fits{room}: {report.max_batch_size:,} sequences at these lengths")
+        count = report.max_batch_size
+        lines.append(f"Largest batch that fits{room}: {count:,} sequence{'' if count == 1 else 's'} at these lengths")
     lines.append(_sampled_text(report))
     return "\n".join(lines)
 
