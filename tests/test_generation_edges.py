@@ -10,9 +10,12 @@ import random
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import torchtally as tt
+from torchtally.generation import _largest_batch
 
 transformers = pytest.importorskip("transformers")
 
@@ -165,3 +168,19 @@ def test_a_parallel_analysis_keeps_python_random() -> None:
     random.seed(99)
     tt.analyze(llama(), (1, 4), dtypes=[torch.long], parallel=tt.Parallel(tp=2))
     assert random.random() == expected
+
+
+@given(
+    weights=st.integers(0, 10_000), per_sequence=st.integers(1, 500), memory=st.integers(0, 20_000),
+    bend=st.one_of(st.none(), st.integers(1, 300)), start=st.integers(1, 8),
+)
+@settings(max_examples=200, deadline=None)
+def test_largest_batch_search_matches_trying_every_batch(
+    weights: int, per_sequence: int, memory: int, bend: int | None, start: int
+) -> None:
+    # The peak grows by the same bytes per sequence, or more past a bend (where the line's guess is off).
+    def peak(batch: int) -> int:
+        return weights + per_sequence * batch + (0 if bend is None or batch < bend else 37 * (batch - bend))
+
+    every = max(batch for batch in range(0, 20_001) if batch == 0 or peak(batch) <= memory)
+    assert _largest_batch(peak, memory, {start: peak(start)}) == every

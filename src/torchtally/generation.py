@@ -22,7 +22,6 @@ from .report.generation import DecodeStep, GenerationReport
 from .report.model import ModelReport
 
 _NO_ROUTING = -1  # a step's active parameters when nothing was routed (kept numeric for the sampling)
-_BATCH_SEARCH_LIMIT = 24  # batch sizes tried at most when the peak is not affine in the batch
 
 
 def _whole(value: Any, name: str, least: int) -> int:
@@ -258,30 +257,37 @@ def _peak_at(runner: GenerationRunner, batch: int, step: int) -> int:
 
 
 def _largest_batch(peak_at: Callable[[int], int], memory: int, known: dict[int, int]) -> int | None:
-    """The largest batch whose peak fits ``memory`` (0: not even one sequence): the peak is
-    affine in the batch (weights, then so much per sequence), so two batches give the answer,
-    which is then checked by running it and the next batch (and moved one by one while the
-    check fails). None when the peak does not grow with the batch."""
+    """The largest batch whose peak fits ``memory`` (0: not even one sequence). The peak is
+    affine in the batch (weights, then so much per sequence), so two batches give a guess;
+    the guess and the next batch are then run, and where the line was off, the answer is
+    bracketed (doubling steps) and bisected, so it is always a batch that was run and fits
+    next to one that was run and does not. None when the peak does not grow with the batch."""
 
-    def peak(batch: int) -> int:
+    def fits(batch: int) -> bool:
+        if batch == 0:
+            return True
         if batch not in known:
             known[batch] = peak_at(batch)
-        return known[batch]
+        return known[batch] <= memory
 
     base = min(known)
-    other = base + 1
-    slope = peak(other) - peak(base)
+    fits(base + 1)
+    slope = known[base + 1] - known[base]
     if slope <= 0:
         return None
-    guess = max(base + (memory - peak(base)) // slope, 0)
-    for _ in range(_BATCH_SEARCH_LIMIT):
-        if guess >= 1 and peak(guess) > memory:
-            guess -= 1
-        elif peak(guess + 1) <= memory:
-            guess += 1
-        else:
-            return guess
-    raise InputError(
-        f"the generation's peak is not affine in the batch size (batches tried: {sorted(known)}), so the largest "
-        "batch that fits was not found"
-    )
+    guess = max(base + (memory - known[base]) // slope, 0)
+    step = 1
+    if fits(guess):  # bracket from below: lo fits, hi does not
+        lo = guess
+        while fits(lo + step):
+            lo, step = lo + step, step * 2
+        hi = lo + step
+    else:
+        hi = guess
+        while not fits(max(hi - step, 0)):
+            hi, step = hi - step, step * 2
+        lo = max(hi - step, 0)
+    while hi - lo > 1:
+        middle = (lo + hi) // 2
+        lo, hi = (middle, hi) if fits(middle) else (lo, middle)
+    return lo
