@@ -40,11 +40,15 @@ def labels(text: str) -> list[str]:
 def test_torchinfos_defaults_on_seed_003_cnn(capsys: pytest.CaptureFixture[str], update_golden: bool) -> None:
     text, report = printed(capsys, lambda: summary(SmallCNN(), (1, 3, 32, 32)))
     # torchinfo's default columns (output_size, num_params) and rows (depth: Type: depth-idx).
-    assert header(text) == ["Layer (type)", "Output Shape", "Param #"]
+    assert header(text) == ["Layer (type:depth-idx)", "Output Shape", "Param #"]
     assert labels(text)[1:] == ["├─Conv2d: 1-1", "├─Conv2d: 1-2", "├─Linear: 1-3", "└─Linear: 1-4"]
-    assert "Total params: 268,650 (1.02 MiB)" in text.splitlines()  # 268,650 x 4 B = 1.02 MiB
-    assert "Total MACs: 1.89 M (1,885,440)" in text.splitlines()  # torchinfo's 1.91 M added the biases
-    assert str(report) == text  # the report's str() is the table
+    lines = text.splitlines()
+    assert "Total params: 268,650" in lines
+    assert "Total mult-adds (M): 1.89" in lines  # 1,885,440 MACs (torchinfo's 1.91 M added the biases)
+    assert "Total MACs: 1.89 M (1,885,440)" in lines  # torchtally's exact line follows
+    # torchinfo's MB is 10^6 B: inputs 3*32*32 x 4 B = 12,288 B; params 268,650 x 4 B = 1,074,600 B
+    assert lines[lines.index("Input size (MB): 0.01") + 2] == "Params size (MB): 1.07"
+    assert str(report) == report.table()  # print(report) shows torchtally's own table
     check_golden("compat_torchinfo_small_cnn.txt", text, update_golden)
 
 
@@ -52,7 +56,7 @@ def test_every_torchinfo_column_maps_to_ours(capsys: pytest.CaptureFixture[str])
     names = ["input_size", "output_size", "num_params", "params_percent", "kernel_size", "mult_adds", "trainable"]
     text, report = printed(capsys, lambda: summary(SmallCNN(), (1, 3, 32, 32), col_names=names))
     assert header(text) == [
-        "Layer (type)", "Input Shape", "Output Shape", "Param #", "Param %", "Kernel Shape", "MACs", "Trainable",
+        "Layer (type:depth-idx)", "Input Shape", "Output Shape", "Param #", "Param %", "Kernel Shape", "Mult-Adds", "Trainable",
     ]
     assert report.view.columns == (
         tt.Column.INPUT_SHAPE, tt.Column.OUTPUT_SHAPE, tt.Column.PARAMS, tt.Column.PARAMS_PERCENT,
@@ -108,9 +112,10 @@ def test_verbose_levels(capsys: pytest.CaptureFixture[str]) -> None:
     text, report = printed(capsys, lambda: summary(SmallCNN(), (1, 3, 32, 32), verbose=0))
     assert text == "" and report.total_params == 268_650
     assert report.view.rows == {tt.RowSetting.TYPE_NAMES}  # printing it later shows the same table
+    table, _ = printed(capsys, lambda: summary(SmallCNN(), (1, 3, 32, 32)))
     text, report = printed(capsys, lambda: summary(SmallCNN(), (1, 3, 32, 32), verbose=2))
-    assert text.startswith(str(report))
-    assert "aten.convolution" in text.splitlines()[len(str(report).splitlines()) + 3]  # the operators, biggest first
+    assert text.startswith(table)
+    assert "aten.convolution" in text.splitlines()[len(table.splitlines()) + 3]  # the operators, biggest first
 
 
 def test_run_options_reach_the_analysis(capsys: pytest.CaptureFixture[str]) -> None:
@@ -148,7 +153,9 @@ def test_resnet18_like_seed_004(capsys: pytest.CaptureFixture[str], update_golde
         model = torchvision.models.resnet18()
     text, report = printed(capsys, lambda: summary(model, (1, 3, 224, 224), col_names=["output_size", "num_params", "mult_adds"]))
     assert labels(text)[:3] == ["ResNet", "├─Conv2d: 1-1", "├─BatchNorm2d: 1-2"]
-    assert "Total params: 11,689,512 (44.59 MiB)" in text.splitlines()  # 11,689,512 x 4 B
+    assert "Total params: 11,689,512" in text.splitlines()
+    assert "Params size (MB): 46.76" in text.splitlines()  # 11,689,512 x 4 B / 10^6, as seed 004
+    assert "Total mult-adds (G): 1.81" in text.splitlines()  # as seed 004
     assert report.total_macs == 1_814_073_344  # derived in test_compat_thop; seed 004 says 1.81 G
     check_golden("compat_torchinfo_resnet18.txt", text, update_golden)
 
@@ -158,13 +165,14 @@ def test_a_notebook_shows_the_table_once(monkeypatch: pytest.MonkeyPatch, capsys
     shell = types.SimpleNamespace(execution_count=3, display_pub=types.SimpleNamespace(publish=lambda data, metadata: published.append(data)))
     monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
     text, report = printed(capsys, lambda: summary(SmallCNN(), (1, 3, 32, 32)))
-    assert text == ""  # shown as the cell's output (as tt.summary does), not printed
-    assert published == [{"text/plain": report.table(), "text/html": report.to_html()}]
+    assert text.splitlines()[1].startswith("Layer (type:depth-idx)")  # torchinfo's layout, printed
     report._ipython_display_()  # as the same cell's value: not a second time
-    assert len(published) == 1
+    assert published == []
     assert report.view.columns == (tt.Column.OUTPUT_SHAPE, tt.Column.PARAMS)
-    _, report = printed(capsys, lambda: summary(SmallCNN(), (1, 3, 32, 32), verbose=0))
-    assert len(published) == 1  # verbose=0 shows nothing
+    text, report = printed(capsys, lambda: summary(SmallCNN(), (1, 3, 32, 32), verbose=0))
+    assert text == ""  # verbose=0 shows nothing
+    report._ipython_display_()  # and the report, as the cell's value, shows itself
+    assert len(published) == 1
 
 
 def test_torchinfo_verbose_booleans_and_its_own_enums(capsys: pytest.CaptureFixture[str]) -> None:
@@ -181,3 +189,43 @@ def test_torchinfo_verbose_booleans_and_its_own_enums(capsys: pytest.CaptureFixt
         ),
     )
     assert "conv1 (Conv2d)" in text and "448" in text
+
+
+
+def _words(text: str) -> tuple[list[str], list[str]]:
+    """torchinfo's layout as words: the header cells, and its footer block from the table's
+    closing rule to its last (each line's label before ':', '=' for a rule), in order."""
+    lines = text.splitlines()
+    rules = [number for number, line in enumerate(lines) if line and set(line) == {"="}]
+    footer = ["=" if n in rules else lines[n].split(":")[0] for n in range(rules[2], rules[4] + 1)]
+    # torchinfo 1.8 on Python 3.11 prints its unit enum's name, "(Units.GIGABYTES)"; its value is "G"
+    units = {"Units.MEGABYTES": "M", "Units.GIGABYTES": "G", "Units.TERABYTES": "T"}
+    return header(text), [re.sub(r"Units\.\w+", lambda m: units[m.group(0)], label) for label in footer]
+
+
+@pytest.mark.parametrize(
+    "col_names", [None, ["input_size", "output_size", "num_params", "params_percent", "kernel_size", "mult_adds", "trainable"]]
+)
+@pytest.mark.parametrize("name", ["small_cnn", "resnet18"])
+def test_same_words_as_the_installed_torchinfo(capsys: pytest.CaptureFixture[str], col_names: list[str] | None, name: str) -> None:
+    torchinfo = pytest.importorskip("torchinfo")
+    # SmallCNN: 1,885,440 MACs, under 10^9 (M); resnet18: 1.81 G (seed 004)
+    model, size, unit = (
+        (SmallCNN(), (1, 3, 32, 32), "M") if name == "small_cnn" else (torchvision.models.resnet18(), (1, 3, 224, 224), "G")
+    )
+    theirs = str(torchinfo.summary(model, size, col_names=col_names, verbose=0))
+    ours, _ = printed(capsys, lambda: summary(model, size, col_names=col_names))
+    assert _words(ours) == _words(theirs)
+    assert _words(ours)[1] == [
+        "=", "Total params", "Trainable params", "Non-trainable params", f"Total mult-adds ({unit})", "=",
+        "Input size (MB)", "Forward/backward pass size (MB)", "Params size (MB)", "Estimated Total Size (MB)", "=",
+    ]
+    # the row labels, at depth 1 where neither tool folds repeated calls
+    theirs = str(torchinfo.summary(model, size, depth=1, verbose=0))
+    ours, _ = printed(capsys, lambda: summary(model, size, depth=1))
+    assert [label.replace("└", "├") for label in labels(ours)] == labels(theirs)
+    # torchtally's conventions right under torchinfo's block, then its own lines
+    lines = ours.splitlines()
+    after = lines.index(next(line for line in lines if line.startswith("Estimated Total Size (MB)"))) + 2
+    assert lines[after].startswith("torchtally: mult-adds = MACs of every aten operator")
+    assert lines[after + 1].startswith("Used params:")

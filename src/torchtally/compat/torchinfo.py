@@ -1,9 +1,19 @@
 """torchinfo's ``summary(model, input_size, ...)``, counted right.
 
 Change ``from torchinfo import summary`` to ``from torchtally.compat.torchinfo import
-summary``: the same arguments print torchtally's tree table, which keeps torchinfo's look
-(``├─Conv2d: 1-1`` rows under ``=====`` rules, the params footer), and return the
-`ModelReport`, whose ``str()`` is that table (torchinfo returns its ModelStatistics).
+summary``: the same arguments print torchinfo's layout with torchtally's numbers, and return
+the `ModelReport` (torchinfo returns its ModelStatistics; ``print(report)`` shows torchtally's
+own tree table). The layout keeps torchinfo's words, so scripts that read them still work:
+the ``Layer (type:depth-idx)`` header (``Layer (type (var_name))`` with ``var_names``, whose
+labels read ``conv1 (Conv2d)``), ``├─Conv2d: 1-1`` rows under ``=====`` rules, ``Mult-Adds``
+as the MACs column's title, and the footer lines in torchinfo's order: ``Total params``,
+``Trainable params``, ``Non-trainable params``, ``Total mult-adds (G)`` (M, G or T as
+torchinfo picks), then ``Input size (MB)``, ``Forward/backward pass size (MB)``, ``Params
+size (MB)``, ``Estimated Total Size (MB)`` in torchinfo's MB of 10^6 bytes. A line under them
+says how torchtally counted (mult-adds: the MACs of every aten operator, no bias additions;
+each parameter once; real dtypes; forward/backward: twice every leaf module's outputs,
+where torchinfo took only the layers holding parameters), then torchtally's own lines
+follow (used and unused parameters, FLOPs, peak memory, how the run was made).
 
 Arguments, as torchinfo's:
 
@@ -27,10 +37,10 @@ Arguments, as torchinfo's:
 * ``depth`` (default 3), ``mode`` (``"eval"`` by default, ``"train"``, or ``"same"`` to leave
   the modules' flags as they are), ``device`` (where the inputs go; the model is never
   moved: a model elsewhere is an error that says so; torchinfo moved it).
-* ``verbose``: 0 prints nothing; 1 and ``None`` (the default) print the table, as
-  `tt.summary` does (in a notebook: as the cell's output, once; the returned report does not
-  show it again as the cell's value; torchinfo's default there was to print nothing); 2 also
-  prints the per-operator breakdown (``report.by_operator()``).
+* ``verbose``: 0 prints nothing; 1 and ``None`` (the default) print the table (in a
+  notebook too, once: the returned report, as that cell's value, does not show it again;
+  torchinfo's default there was to print nothing); 2 also prints the per-operator
+  breakdown (``report.by_operator()``).
 * ``col_width`` and ``cache_forward_pass`` are accepted and not used: columns fit their
   contents, and there is no global cache (render the returned report again instead:
   ``report.table(depth=1)``).
@@ -52,10 +62,10 @@ from torch import nn
 from ..errors import InputError
 from ..engine.inputs import DtypeSpec
 from ..report.model import ModelReport
-from ._common import dims
+from ._common import dims, emit
 from ..engine.run import analyze
 from ..report.settings import Column, RowSetting, Style, ViewOptions
-from ..summary import summary as tt_summary
+from .torchinfo_text import render
 
 COLUMNS = {
     "input_size": Column.INPUT_SHAPE,
@@ -166,10 +176,10 @@ def summary(
     options: dict[str, Any] = {
         "input_data": input_data, "dtypes": dtypes, "device": device, "mode": mode, "forward_kwargs": kwargs,
     }
+    report = analyze(model, input_size, **options)
+    report = report.with_view(depth, columns=columns, rows=rows, style=Style.TREE)
     if verbose == 0:
-        report = analyze(model, input_size, **options)
-        return report.with_view(depth, columns=columns, rows=rows, style=Style.TREE)
-    report = tt_summary(model, input_size, depth=depth, columns=columns, rows=rows, style=Style.TREE, **options)
-    if verbose == 2:
-        print(report.by_operator())
-    return report
+        return report
+    var_names = "var_names" in _names(DEFAULT_ROWS if row_settings is None else row_settings, "row_settings")
+    text = render(report, var_names)
+    return emit(text + "\n" + str(report.by_operator()) if verbose == 2 else text, report)
