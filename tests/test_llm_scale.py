@@ -98,8 +98,14 @@ def sdpa_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 def run_fresh(script: str, timeout: float = 300) -> dict[str, Any]:
-    """Runs ``script`` in a fresh interpreter; its last stdout line is a JSON object."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))}
+    """Runs ``script`` in a fresh interpreter; its last stdout line is a JSON object. The
+    persistent replay cache is off there: loading the session's (every model the suite has
+    analysed so far) is a transient of tens of MB, which these memory measurements would
+    mistake for the analysis's."""
+    env = {
+        **os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
+        "TORCHTALLY_CACHE": "off",
+    }
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=timeout, env=env
     )
