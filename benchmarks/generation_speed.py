@@ -19,12 +19,8 @@ import sys
 import time
 from typing import Any
 
-LLAMA = {
-    "llama-2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                       num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096),
-    "llama-2-70b": dict(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
-                        num_key_value_heads=8, vocab_size=32000, max_position_embeddings=4096),
-}  # fmt: skip
+from llama_configs import LLAMA
+
 CASES: dict[str, dict[str, Any]] = {
     # name: model, prompt, new tokens, chip (None: no estimate), tensor-parallel degree
     "7b 512+512": dict(model="llama-2-7b", prompt=512, new=512, chip=None, tp=1),
