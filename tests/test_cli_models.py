@@ -92,3 +92,109 @@ def test_a_model_whose_input_cannot_be_guessed_is_told_what_to_pass(capsys: pyte
     assert main(["hf:decision_transformer"]) != EXIT_OK
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--input-size states=" in err and "'states'" in err
+
+
+# -- inputs derived from the config where the main input alone does not run ------------------
+
+from torch import nn  # noqa: E402
+
+from torchtally.cli.hf_inputs import default_inputs, input_hint  # noqa: E402
+
+
+def test_a_vision_tower_keeping_the_default_main_input_gets_pixels() -> None:
+    # Idefics3's vision transformer inherits main_input_name "input_ids" but its forward
+    # takes pixel_values: an image at its config's image_size, not token ids
+    assert _inputs("hf:idefics3_vision", image_size=32, patch_size=16, num_hidden_layers=1) == [(None, (1, 3, 32, 32))]
+
+
+def test_a_text_video_model_that_generates_nothing_gets_both_inputs() -> None:
+    # TVP grounds a text in a clip: token ids and (batch, num_frames, 3, max_img_size, max_img_size)
+    config = transformers.TvpConfig()
+    found = _inputs("hf:tvp")
+    frames, size = config.num_frames, config.max_img_size
+    assert found == [("input_ids", (1, min(128, config.max_position_embeddings))), ("pixel_values", (1, frames, 3, size, size))]
+
+
+def test_a_whisper_like_encoder_without_source_positions_gets_mels_first() -> None:
+    # its first Conv1d reads the 16 mel bins as channels: (1, mels, 2 x max_position_embeddings)
+    found = _inputs("hf:voxtral_realtime_encoder", num_mel_bins=16, max_position_embeddings=50, num_hidden_layers=1)
+    assert found == [(None, (1, 16, 100))]
+
+
+def test_a_time_series_model_gets_its_context_window() -> None:
+    # past_values: (batch, context_length, num_input_channels)
+    assert _inputs("hf:patchtsmixer", context_length=16, num_input_channels=3) == [(None, (1, 16, 3))]
+
+
+def test_pix2struct_gets_flattened_patches_and_decoder_ids() -> None:
+    # each patch: its row and column index, then patch_embed_hidden_size pixels
+    vision = transformers.Pix2StructVisionConfig()
+    found = _inputs("hf:pix2struct")
+    assert found[0] == ("flattened_patches", (1, vision.seq_len, 2 + vision.patch_embed_hidden_size))
+    assert found[1][0] == "decoder_input_ids"
+
+
+def test_a_tiled_image_model_gets_its_tiles_aspect_ratio_id_and_mask() -> None:
+    # Mllama's vision model: one image in max_num_tiles tiles, its aspect-ratio id and tile mask
+    config = transformers.MllamaVisionConfig()
+    tiles, size = config.max_num_tiles, config.image_size
+    assert _inputs("hf:mllama_vision_model", num_hidden_layers=1, num_global_layers=1) == [
+        ("pixel_values", (1, 1, tiles, 3, size, size)), ("aspect_ratio_ids", (1, 1)), ("aspect_ratio_mask", (1, 1, tiles)),
+    ]
+
+
+def test_a_windowed_backbone_gets_an_image_of_whole_windows() -> None:
+    # RF-DETR's default 518 px are 37 patches of 14, which 4 windows per side cannot split:
+    # the largest size below in whole windows is 14 x 4 x 9 = 504
+    assert _inputs("hf:rf_detr") == [(None, (1, 3, 504, 504))]
+
+
+class _Config:
+    pass
+
+
+class _Tower(nn.Module):
+    main_input_name = "pixel_values"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, 8, 16, stride=16)
+        self.patch_embed.img_size = (64, 48)  # type: ignore[assignment]  # as timm's PatchEmbed keeps it
+
+    def forward(self, pixel_values: object) -> object:
+        return self.patch_embed(pixel_values)
+
+
+def test_an_image_size_no_config_names_comes_from_the_built_patch_embedding() -> None:
+    # no image_size in the config: the size the model's patch embedding was built for
+    found = default_inputs(_Tower(), _Config())
+    assert found is not None and found[0].shape == (1, 3, 64, 48)
+
+
+class _GridTower(nn.Module):  # a Qwen2-VL-like vision tower: patches and the grid they came from
+    def forward(self, hidden_states: object, grid_thw: object) -> object:
+        return hidden_states
+
+
+class _Audio(nn.Module):
+    main_input_name = "input_features"
+
+    def forward(self, input_features: object, speaker_ids: object) -> object:
+        return input_features
+
+
+def test_a_forward_needing_what_no_default_can_guess_is_told_by_name() -> None:
+    assert default_inputs(_GridTower(), _Config()) is None
+    hint = input_hint(_GridTower())
+    assert hint.startswith("--input-size hidden_states=... --input-size grid_thw=...")
+    assert "'hidden_states' and 'grid_thw'" in hint and "the values of 'grid_thw' are read" in hint
+    # an audio model's example is audio-shaped, never an image
+    assert default_inputs(_Audio(), _Config()) is None
+    hint = input_hint(_Audio())
+    assert hint.startswith("--input-size input_features=1x80x3000 --input-size speaker_ids=...") and "3x224x224" not in hint
+
+
+def test_the_cli_names_a_vision_towers_grid(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["hf:glm4v_moe_vision", "--set", "depth=1"]) != EXIT_OK
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--input-size grid_thw=..." in err and "'grid_thw'" in err

@@ -1,8 +1,12 @@
 """The usual inputs of a Hugging Face model, from what transformers says about it: its
 ``main_input_name`` and its config (and sub-configs): token ids within the positions the
 model has, images at the vision config's size, video clips of the configured frame count,
-audio (a second of waveform at the sampling rate, or log-mel features), and both inputs of
-a dual encoder (CLIP, SigLIP). When none of these fits: a hint naming the input."""
+audio (a second of waveform at the sampling rate, or log-mel features in the layout the
+first convolution reads), time-series windows, Pix2Struct's flattened patches, Mllama's
+tiles, both inputs of a model that pairs text with images or video and generates nothing
+(CLIP, SigLIP, TVP), and every argument the forward cannot run without. When one cannot be
+told (Qwen2-VL's ``grid_thw``): a hint naming each missing argument, with a shape of the
+main input's own modality."""
 
 from __future__ import annotations
 
@@ -17,6 +21,11 @@ from .inputs import InputShape
 TOKENS = 128  # the default token batch: 1 x 128
 SAMPLE_RATE = 16_000  # a second of audio where the config names no rate
 MEL_FRAMES = 3000  # 30 s of 10 ms log-mel frames, what Whisper-like encoders take
+# The inputs whose usual shape a config tells (see _make).
+MAKERS = (
+    "input_ids", "pixel_values", "pixel_values_videos", "input_values", "input_features", "past_values",
+    "flattened_patches", "aspect_ratio_ids", "aspect_ratio_mask", "latents",
+)
 
 
 def _sub(config: Any, *names: str) -> list[Any]:
@@ -38,14 +47,34 @@ def _first_int(configs: list[Any], *names: str) -> int | None:
     return None
 
 
-def _size(configs: list[Any]) -> tuple[int, int]:
+def _size(configs: list[Any], model: nn.Module | None = None) -> tuple[int, int]:
+    """The image size the config names; else the one a fixed-size patch embedding inside the
+    model was built for (a timm tower's ``img_size``); else 224. Rounded down to whole
+    attention windows where the backbone cuts its patches into ``num_windows`` per side."""
+    height, width = _named_size(configs) or _built_size(model) or (224, 224)
+    patch, windows = _first_int(configs, "patch_size"), _first_int(configs, "num_windows")
+    if patch is not None and windows is not None and height >= patch * windows and width >= patch * windows:
+        step = patch * windows  # RF-DETR: 518 px = 37 patches of 14, not 4 windows of 9: 504
+        height, width = height // step * step, width // step * step
+    return height, width
+
+
+def _named_size(configs: list[Any]) -> tuple[int, int] | None:
     for config in configs:
-        size = getattr(config, "image_size", None) or getattr(config, "crop_size", None)
+        size = getattr(config, "image_size", None) or getattr(config, "crop_size", None) or getattr(config, "max_img_size", None)
         if isinstance(size, int) and size > 0:
             return size, size
         if isinstance(size, (list, tuple)) and len(size) >= 2:
             return int(size[0]), int(size[1])
-    return 224, 224
+    return None
+
+
+def _built_size(model: nn.Module | None) -> tuple[int, int] | None:
+    for module in model.modules() if model is not None else ():
+        size = getattr(module, "img_size", None)
+        if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(d, int) and d > 0 for d in size):
+            return int(size[0]), int(size[1])
+    return None
 
 
 def _tokens(config: Any) -> tuple[int, int]:
@@ -53,9 +82,9 @@ def _tokens(config: Any) -> tuple[int, int]:
     return 1, min(TOKENS, limit or TOKENS)
 
 
-def _image(config: Any, name: str = "pixel_values") -> InputShape:
+def _image(model: nn.Module, config: Any, name: str = "pixel_values") -> InputShape:
     configs = _sub(config, "vision_config", "backbone_config", "encoder")
-    height, width = _size(configs)
+    height, width = _size(configs, model)
     channels = _first_int(configs, "num_channels", "in_channels", "in_chans") or 3
     frames = _first_int(configs, "num_frames", "frames_per_clip")
     if frames is None and name == "pixel_values_videos":
@@ -65,7 +94,14 @@ def _image(config: Any, name: str = "pixel_values") -> InputShape:
     return InputShape(name, (1, channels, height, width))
 
 
-def _audio(config: Any, main: str) -> InputShape | None:
+def _mels_first(model: nn.Module, mels: int) -> bool:
+    """Whether the model's first 1-D convolution reads the mel bins as channels (Whisper-like:
+    (batch, mels, frames)) rather than frames of mel features (conformer-like)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv1d)), None)
+    return first is not None and first.in_channels == mels
+
+
+def _audio(model: nn.Module, config: Any, main: str) -> InputShape | None:
     configs = _sub(config, "audio_config", "encoder", "encoder_config")
     if main == "input_values":
         rate = _first_int(configs, "sampling_rate") or SAMPLE_RATE
@@ -73,6 +109,8 @@ def _audio(config: Any, main: str) -> InputShape | None:
         return InputShape(main, (1, channels, rate) if channels else (1, rate))
     mels = _first_int(configs, "num_mel_bins")
     positions = _first_int(configs, "max_source_positions")
+    if mels is not None and positions is None and _mels_first(model, mels):
+        positions = _first_int(configs, "max_position_embeddings")  # one position per stride-2 frame pair
     if mels is not None and positions is not None:  # Whisper-like: (batch, mels, frames), frames fixed
         return InputShape(main, (1, mels, 2 * positions))
     if mels is not None:  # conformer-like: (batch, frames, mels)
@@ -83,56 +121,153 @@ def _audio(config: Any, main: str) -> InputShape | None:
     return None
 
 
-def _takes(model: nn.Module, name: str) -> bool:
+def _series(config: Any) -> InputShape | None:
+    """A time-series window: (batch, context_length, num_input_channels)."""
+    length, channels = _first_int([config], "context_length"), _first_int([config], "num_input_channels")
+    return None if length is None or channels is None else InputShape("past_values", (1, length, channels))
+
+
+def _patches(config: Any) -> InputShape | None:
+    """Pix2Struct's flattened patches: (batch, seq_len, 2 + patch_embed_hidden_size), the row
+    and column index of each patch, then its pixels."""
+    configs = _sub(config, "vision_config")
+    length, size = _first_int(configs, "seq_len"), _first_int(configs, "patch_embed_hidden_size")
+    return None if length is None or size is None else InputShape("flattened_patches", (1, length, 2 + size))
+
+
+def _latents(config: Any) -> InputShape | None:
+    """A codec decoder's latents: (batch, hidden_size, frames), a second at its frame rate."""
+    hidden, rate = _first_int([config], "hidden_size"), getattr(config, "frame_rate", None)
+    if hidden is None or not isinstance(rate, (int, float)) or rate < 1:
+        return None
+    return InputShape("latents", (1, hidden, int(rate)))
+
+
+def _parameters(model: nn.Module) -> dict[str, inspect.Parameter]:
     try:
-        return name in inspect.signature(model.forward).parameters
+        return dict(inspect.signature(model.forward).parameters)
     except (TypeError, ValueError):
-        return False
+        return {}
 
 
-def _dual_encoder(model: nn.Module) -> bool:
-    """CLIP-like: text and image towers compared, nothing generated."""
+def _takes(model: nn.Module, name: str) -> bool:
+    return name in _parameters(model)
+
+
+def _required(model: nn.Module) -> list[str]:
+    """The forward's arguments without a default: the call fails without them."""
+    plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [name for name, p in _parameters(model).items() if p.kind in plain and p.default is inspect.Parameter.empty]
+
+
+def _main(model: nn.Module) -> str:
+    """The main input's name; a sub-model whose class keeps the default ``input_ids`` but
+    whose forward takes none (vision towers) is named by the first input its forward takes
+    that a config describes, else by its first required argument."""
+    main = str(getattr(model, "main_input_name", "input_ids"))
+    names = _parameters(model)
+    if names and main not in names:
+        required = _required(model)
+        return next((name for name in names if name in MAKERS), required[0] if required else main)
+    return main
+
+
+def _make(model: nn.Module, config: Any, name: str) -> InputShape | None:
+    """The usual shape of the input ``name``, from the config; None when none can be told."""
+    if name == "input_ids":
+        return InputShape(name, _tokens(config), torch.long)
+    if name in ("aspect_ratio_ids", "aspect_ratio_mask") or (name == "pixel_values" and _takes(model, "aspect_ratio_ids")):
+        return _tiles(config, name)
+    if name in ("pixel_values", "pixel_values_videos"):
+        return _image(model, config, name)
+    if name in ("input_values", "input_features"):
+        return _audio(model, config, name)
+    if name == "past_values":
+        return _series(config)
+    if name == "flattened_patches":
+        return _patches(config)
+    if name == "latents":
+        return _latents(config)
+    return None
+
+
+def _text_and_pixels(model: nn.Module) -> list[str] | None:
+    """Both inputs of a model that reads text and images (or video) and generates nothing
+    (CLIP-like dual encoders, text-video grounding): its forward is about the pair. A
+    generating model (Llava-like) runs on its text alone: its images need their tokens."""
     can_generate = getattr(model, "can_generate", None)
-    generates = bool(can_generate()) if callable(can_generate) else False
-    return (
-        hasattr(model, "get_text_features") and hasattr(model, "get_image_features") and not generates
-        and _takes(model, "input_ids") and _takes(model, "pixel_values")
-    )  # fmt: skip
+    if (callable(can_generate) and can_generate()) or not _takes(model, "input_ids"):
+        return None
+    media = next((name for name in ("pixel_values", "pixel_values_videos") if _takes(model, name)), None)
+    return None if media is None else ["input_ids", media]
+
+
+def _tiles(config: Any, name: str) -> InputShape | None:
+    """Mllama-like tiled images: one image cut into the most tiles the config allows, with
+    its aspect-ratio id and tile mask (indices: zeros are valid)."""
+    configs = _sub(config, "vision_config")
+    tiles = _first_int(configs, "max_num_tiles")
+    if tiles is None:
+        return None
+    if name == "aspect_ratio_ids":
+        return InputShape(name, (1, 1), torch.long)
+    if name == "aspect_ratio_mask":
+        return InputShape(name, (1, 1, tiles), torch.long)
+    height, width = _size(configs)
+    return InputShape(name, (1, 1, tiles, _first_int(configs, "num_channels") or 3, height, width))
 
 
 def default_inputs(model: nn.Module, config: Any) -> list[InputShape] | None:
-    """The inputs a forward of ``model`` usually takes; None when none can be told."""
-    main = str(getattr(model, "main_input_name", "input_ids"))
-    inputs: list[InputShape] = []
-    if _dual_encoder(model):
-        inputs = [InputShape("input_ids", _tokens(config), torch.long), _image(config)]
-    elif main == "input_ids":
-        inputs = [InputShape("input_ids", _tokens(config), torch.long)]
-    elif main in ("pixel_values", "pixel_values_videos"):
-        inputs = [_image(config, main)]
-    elif main in ("input_values", "input_features"):
-        audio = _audio(config, main)
-        if audio is None:
-            return None
-        inputs = [audio]
-    else:
-        return None
+    """The inputs a forward of ``model`` usually takes; None when none can be told (then
+    `input_hint` says what to pass)."""
+    main = _main(model)
+    names = _text_and_pixels(model) or [main]
     if getattr(config, "is_encoder_decoder", False) and _takes(model, "decoder_input_ids"):
-        decoder = _first_int(_sub(config, "decoder"), "max_target_positions", "max_position_embeddings")
-        inputs.append(InputShape("decoder_input_ids", (1, min(TOKENS, decoder or TOKENS)), torch.long))
+        names.append("decoder_input_ids")
+    # An input the forward cannot run without (a text-video model's ids beside its clip)
+    names += [name for name in _required(model) if name not in names]
+    inputs: list[InputShape] = []
+    for name in names:
+        if name == "decoder_input_ids":
+            decoder = _first_int(_sub(config, "decoder"), "max_target_positions", "max_position_embeddings")
+            inputs.append(InputShape(name, (1, min(TOKENS, decoder or TOKENS)), torch.long))
+            continue
+        made = _make(model, config, name)
+        if made is None:
+            return None
+        inputs.append(made)
     if len(inputs) == 1:  # one input: positional, as the model's own examples call it
         return [InputShape(None, inputs[0].shape, inputs[0].dtype)]
     return inputs
 
 
+# What a main input looks like when the config does not say: shapes of its modality.
+EXAMPLES = {
+    "input_values": "1x16000",
+    "input_features": "1x80x3000",
+    "pixel_values": "1x3x224x224",
+    "pixel_values_videos": "1x8x3x224x224",
+    "input_ids": "1x128",
+}
+
+
 def input_hint(model: nn.Module) -> str:
-    """What to pass when no usual input is known: the model's main input, by name."""
-    main = str(getattr(model, "main_input_name", "input_ids"))
-    examples = {
-        "input_values": "input_values=1x16000",
-        "input_features": "input_features=1x80x3000",
-        "pixel_values": "pixel_values=1x3x224x224",
-        "pixel_values_videos": "pixel_values_videos=1x8x3x224x224",
-        "input_ids": "input_ids=1x128",
-    }
-    return f"--input-size {examples.get(main, main + '=...')} (its main input is {main!r})"
+    """What to pass when no usual input is known: the main input, with the shape its config
+    gives (of its own modality), and every other argument the forward cannot run without."""
+    config = getattr(model, "config", None)
+    main = _main(model)
+    needed = [main] + [name for name in _required(model) if name != main]
+    parts, unknown = [], []
+    for name in needed:
+        made = _make(model, config, name) if config is not None else None
+        if made is not None:
+            parts.append(f"--input-size {made.text()}")
+        else:
+            parts.append(f"--input-size {name}={EXAMPLES.get(name, '...')}")
+            unknown.append(name)
+    listed = " and ".join(repr(name) for name in unknown) or repr(main)
+    why = f"its forward needs {listed}, which no default can guess" if unknown else f"its main input is {main!r}"
+    grids = [name for name in unknown if "grid" in name]  # Qwen2-VL's grid_thw: the forward reads its values
+    if grids:
+        why += f"; the values of {grids[0]!r} are read, which fake tensors lack: build the model on cpu and give a real one to tt.analyze(input_data=...)"
+    return f"{' '.join(parts)} ({why})"
