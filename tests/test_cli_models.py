@@ -198,3 +198,25 @@ def test_the_cli_names_a_vision_towers_grid(capsys: pytest.CaptureFixture[str]) 
     assert main(["hf:glm4v_moe_vision", "--set", "depth=1"]) != EXIT_OK
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--input-size grid_thw=..." in err and "'grid_thw'" in err
+
+
+class _CodePredictor(nn.Module):  # one embedding table per codebook: it is fed embeddings
+    main_input_name = "input_ids"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codec_embedding = nn.ModuleList([nn.Embedding(10, 8) for _ in range(2)])
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.codec_embedding
+
+    def forward(self, input_ids: object = None, inputs_embeds: object = None) -> object:
+        return inputs_embeds
+
+
+def test_a_model_with_a_table_per_codebook_gets_embeddings_by_name() -> None:
+    config = _Config()
+    config.hidden_size = 8  # type: ignore[attr-defined]
+    found = default_inputs(_CodePredictor(), config)
+    # (1, 128 tokens, hidden_size 8), by name: its first argument, input_ids, must stay None
+    assert found is not None and [(s.name, s.shape) for s in found] == [("inputs_embeds", (1, 128, 8))]

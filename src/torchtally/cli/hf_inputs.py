@@ -160,12 +160,25 @@ def _required(model: nn.Module) -> list[str]:
     return [name for name, p in _parameters(model).items() if p.kind in plain and p.default is inspect.Parameter.empty]
 
 
+def _reads_embeddings(model: nn.Module) -> bool:
+    """A model whose token embedding is no single table (one per codebook: Qwen3-Omni's code
+    predictor, MusicGen's decoder) is fed embeddings: ``inputs_embeds``."""
+    getter = getattr(model, "get_input_embeddings", None)
+    try:
+        table = getter() if callable(getter) else None
+    except Exception:  # noqa: BLE001 - a model that does not say: keep its main input
+        return False
+    return isinstance(table, nn.Module) and not isinstance(table, nn.Embedding) and _takes(model, "inputs_embeds")
+
+
 def _main(model: nn.Module) -> str:
     """The main input's name; a sub-model whose class keeps the default ``input_ids`` but
     whose forward takes none (vision towers) is named by the first input its forward takes
     that a config describes, else by its first required argument."""
     main = str(getattr(model, "main_input_name", "input_ids"))
     names = _parameters(model)
+    if main == "input_ids" and _reads_embeddings(model):
+        return "inputs_embeds"
     if names and main not in names:
         required = _required(model)
         return next((name for name in names if name in MAKERS), required[0] if required else main)
@@ -188,6 +201,9 @@ def _make(model: nn.Module, config: Any, name: str) -> InputShape | None:
         return _patches(config)
     if name == "latents":
         return _latents(config)
+    if name == "inputs_embeds":
+        hidden = _first_int([config], "hidden_size", "d_model")
+        return None if hidden is None else InputShape(name, (*_tokens(config), hidden))
     return None
 
 
@@ -236,7 +252,8 @@ def default_inputs(model: nn.Module, config: Any) -> list[InputShape] | None:
         if made is None:
             return None
         inputs.append(made)
-    if len(inputs) == 1:  # one input: positional, as the model's own examples call it
+    first = next(iter(_parameters(model)), None)
+    if len(inputs) == 1 and first in (None, inputs[0].name):  # positional, as the model's own examples call it
         return [InputShape(None, inputs[0].shape, inputs[0].dtype)]
     return inputs
 
