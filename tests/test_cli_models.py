@@ -107,12 +107,16 @@ def test_a_vision_tower_keeping_the_default_main_input_gets_pixels() -> None:
     assert _inputs("hf:idefics3_vision", image_size=32, patch_size=16, num_hidden_layers=1) == [(None, (1, 3, 32, 32))]
 
 
-def test_a_text_video_model_that_generates_nothing_gets_both_inputs() -> None:
-    # TVP grounds a text in a clip: token ids and (batch, num_frames, 3, max_img_size, max_img_size)
-    config = transformers.TvpConfig()
-    found = _inputs("hf:tvp")
-    frames, size = config.num_frames, config.max_img_size
-    assert found == [("input_ids", (1, min(128, config.max_position_embeddings))), ("pixel_values", (1, frames, 3, size, size))]
+def test_a_forward_that_cannot_run_without_text_and_video_gets_both() -> None:
+    # VideoPrism's CLIP-like forward requires pixel_values_videos and input_ids: the clip at
+    # (batch, num_frames, 3, image_size, image_size), the ids within the text positions
+    config = transformers.AutoConfig.for_model("videoprism")
+    vision, text = config.vision_config, config.text_config
+    found = _inputs("hf:videoprism")
+    assert found == [
+        ("pixel_values_videos", (1, vision.num_frames, 3, vision.image_size, vision.image_size)),
+        ("input_ids", (1, min(128, text.max_position_embeddings))),
+    ]
 
 
 def test_a_whisper_like_encoder_without_source_positions_gets_mels_first() -> None:

@@ -3,8 +3,8 @@
 model has, images at the vision config's size, video clips of the configured frame count,
 audio (a second of waveform at the sampling rate, or log-mel features in the layout the
 first convolution reads), time-series windows, Pix2Struct's flattened patches, Mllama's
-tiles, both inputs of a model that pairs text with images or video and generates nothing
-(CLIP, SigLIP, TVP), and every argument the forward cannot run without. When one cannot be
+tiles, both inputs of a dual encoder (CLIP, SigLIP), and every argument the forward cannot
+run without (VideoPrism's clip and text). When one cannot be
 told (Qwen2-VL's ``grid_thw``): a hint naming each missing argument, with a shape of the
 main input's own modality."""
 
@@ -207,15 +207,15 @@ def _make(model: nn.Module, config: Any, name: str) -> InputShape | None:
     return None
 
 
-def _text_and_pixels(model: nn.Module) -> list[str] | None:
-    """Both inputs of a model that reads text and images (or video) and generates nothing
-    (CLIP-like dual encoders, text-video grounding): its forward is about the pair. A
-    generating model (Llava-like) runs on its text alone: its images need their tokens."""
+def _dual_encoder(model: nn.Module) -> bool:
+    """CLIP-like: text and image towers compared, nothing generated. (A VLM's base model
+    generates nothing either, but runs on its text alone: its images need their tokens.)"""
     can_generate = getattr(model, "can_generate", None)
-    if (callable(can_generate) and can_generate()) or not _takes(model, "input_ids"):
-        return None
-    media = next((name for name in ("pixel_values", "pixel_values_videos") if _takes(model, name)), None)
-    return None if media is None else ["input_ids", media]
+    generates = bool(can_generate()) if callable(can_generate) else False
+    return (
+        hasattr(model, "get_text_features") and hasattr(model, "get_image_features") and not generates
+        and _takes(model, "input_ids") and _takes(model, "pixel_values")
+    )  # fmt: skip
 
 
 def _tiles(config: Any, name: str) -> InputShape | None:
@@ -237,7 +237,7 @@ def default_inputs(model: nn.Module, config: Any) -> list[InputShape] | None:
     """The inputs a forward of ``model`` usually takes; None when none can be told (then
     `input_hint` says what to pass)."""
     main = _main(model)
-    names = _text_and_pixels(model) or [main]
+    names = ["input_ids", "pixel_values"] if _dual_encoder(model) else [main]
     if getattr(config, "is_encoder_decoder", False) and _takes(model, "decoder_input_ids"):
         names.append("decoder_input_ids")
     # An input the forward cannot run without (a text-video model's ids beside its clip)
