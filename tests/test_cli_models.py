@@ -180,6 +180,13 @@ class _GridTower(nn.Module):  # a Qwen2-VL-like vision tower: patches and the gr
         return hidden_states
 
 
+class _OptionalGrid(nn.Module):  # PaddleOCR-VL-like: the grid has a default, the patches need it
+    main_input_name = "pixel_values"
+
+    def forward(self, pixel_values: object, grid_thw: object = None) -> object:
+        return pixel_values
+
+
 class _Audio(nn.Module):
     main_input_name = "input_features"
 
@@ -192,6 +199,8 @@ def test_a_forward_needing_what_no_default_can_guess_is_told_by_name() -> None:
     hint = input_hint(_GridTower())
     assert hint.startswith("--input-size hidden_states=... --input-size grid_thw=...")
     assert "'hidden_states' and 'grid_thw'" in hint and "the values of 'grid_thw' are read" in hint
+    assert default_inputs(_OptionalGrid(), _Config()) is None
+    assert "--input-size grid_thw=..." in input_hint(_OptionalGrid())
     # an audio model's example is audio-shaped, never an image
     assert default_inputs(_Audio(), _Config()) is None
     hint = input_hint(_Audio())

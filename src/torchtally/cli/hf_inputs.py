@@ -155,9 +155,14 @@ def _takes(model: nn.Module, name: str) -> bool:
 
 
 def _required(model: nn.Module) -> list[str]:
-    """The forward's arguments without a default: the call fails without them."""
+    """The forward's arguments without a default: the call fails without them. A vision
+    tower's ``grid_thw`` too, even with a default (PaddleOCR-VL's): its patches mean nothing
+    without their grid (full models take ``image_grid_thw`` and run on text alone)."""
     plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [name for name, p in _parameters(model).items() if p.kind in plain and p.default is inspect.Parameter.empty]
+    return [
+        name for name, p in _parameters(model).items()
+        if p.kind in plain and (p.default is inspect.Parameter.empty or name == "grid_thw")
+    ]  # fmt: skip
 
 
 def _reads_embeddings(model: nn.Module) -> bool:
