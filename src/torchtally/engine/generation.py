@@ -25,8 +25,8 @@ from .memory import storage_bytes
 from .parallel import fake_copy, fake_mode_of
 
 CACHE_KINDS = ("dynamic", "static")
-# The keyword a forward takes its cache by: transformers >= 5.2x names it `cache`, earlier
-# versions (and most code written after them) `past_key_values`.
+# The keyword a forward takes its cache by: transformers 5.2x names it `cache`; earlier
+# versions, and most other code, `past_key_values`.
 _CACHE_ARGUMENTS = ("cache", "past_key_values")
 
 
@@ -150,14 +150,14 @@ class GenerationRunner:
         fixed.update(self.forward_kwargs)
         return (named[0] if named else "past_key_values"), fixed
 
-    def _first_cache(self, batch: int) -> Any:
+    def _first_cache(self) -> Any:
         if self.cache is None:
             return None
         if isinstance(self.cache, str):
-            return self._named_cache(self.cache, batch)
+            return self._named_cache(self.cache)
         return self.cache
 
-    def _named_cache(self, kind: str, batch: int) -> Any:
+    def _named_cache(self, kind: str) -> Any:
         config = getattr(self.model, "config", None)
         if config is None:
             raise InputError(f"cache={kind!r} builds a Hugging Face cache from the model's config; {type(self.model).__name__} has none: pass a cache object")
@@ -223,7 +223,7 @@ class GenerationRunner:
     def prefill(self, batch: int) -> RunResult:
         """The prompt pass at ``batch`` sequences (its cache is kept for the decode steps)."""
         self._caches[batch] = []
-        return self._counted(batch, 0, self.prompt_tokens, self._first_cache(batch))
+        return self._counted(batch, 0, self.prompt_tokens, self._first_cache())
 
     def decode_step(self, batch: int, index: int) -> RunResult:
         """Decode step ``index``: one token per sequence against a cache of prompt + index tokens."""
