@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from ..report.generation import STEP_FIELDS, DecodeStep, GenerationReport
+from ..report.tables import csv_from
+from .table import TableView
+from .text import render_text
 from .units import binary_bytes, decimal, seconds_text
 
 _HEADER = ("", "Tokens", "Context", "MACs", "FLOPs", "Read", "Written", "KV cache", "Peak", "Est. time")
@@ -47,17 +47,6 @@ def _rows(report: GenerationReport) -> list[tuple[str, ...]]:
     return rows
 
 
-def _grid(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for number, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-        if number == 0:
-            lines.append("-" * len(lines[0]))
-    return lines
-
-
 def _sampled_text(report: GenerationReport) -> str:
     run = report.sampled_steps
     if len(run) == len(report.decode_steps):
@@ -69,26 +58,19 @@ def _sampled_text(report: GenerationReport) -> str:
     )
 
 
-def summary_text(report: GenerationReport) -> str:
-    per_token = report.kv_cache_bytes_per_token
-    lines = [
-        f"Generation: {report.model_type}, {report.prompt_tokens:,} prompt + {report.new_tokens:,} new tokens, "
-        f"batch {report.batch_size}, {report.cache_type}",
-    ]
-    if report.hardware is not None:
-        lines.append(f"Estimated on {report.hardware.get('name', 'the chip given')} (roofline; see docs/hardware.md)")
-    lines += ["", *_grid([_HEADER, *_rows(report)]), "Tokens: fed per sequence; Context: tokens already in the cache; the rest: the whole batch.", ""]
+def _totals(report: GenerationReport) -> tuple[str, ...]:
+    """The lines under the table: cache, peak, times, the largest batch, which steps ran."""
     tokens = report.prompt_tokens + report.new_tokens
     cache = f"KV cache: {binary_bytes(report.kv_cache_bytes)} at the end ({tokens:,} tokens x {report.batch_size})"
-    if per_token is not None:
-        cache += f", {per_token:,} B per token per sequence"
-    lines.append(cache)
-    lines.append(
+    if report.kv_cache_bytes_per_token is not None:
+        cache += f", {report.kv_cache_bytes_per_token:,} B per token per sequence"
+    lines = [
+        cache,
         f"Peak memory: {binary_bytes(report.peak_memory)} (weights {binary_bytes(report.weight_bytes)}, "
-        f"the cache, and the largest working set)"
-    )
+        f"the cache, and the largest working set)",
+    ]
+    rate = report.tokens_per_second
     if report.time_to_first_token is not None and report.decode_step_time is not None:
-        rate = report.tokens_per_second
         lines.append(
             f"Time to first token: {_time(report.time_to_first_token)}; per output token: {_time(report.decode_step_time)} "
             f"(mean); {rate:,.1f} tokens/s over the batch; whole generation {_time(report.total_time)}"
@@ -101,13 +83,22 @@ def summary_text(report: GenerationReport) -> str:
         count = report.max_batch_size
         lines.append(f"Largest batch that fits{room}: {count:,} sequence{'' if count == 1 else 's'} at these lengths")
     lines.append(_sampled_text(report))
-    return "\n".join(lines)
+    return tuple(lines)
+
+
+def summary_text(report: GenerationReport) -> str:
+    lines = [
+        f"Generation: {report.model_type}, {report.prompt_tokens:,} prompt + {report.new_tokens:,} new tokens, "
+        f"batch {report.batch_size}, {report.cache_type}",
+    ]
+    if report.hardware is not None:
+        lines.append(f"Estimated on {report.hardware.get('name', 'the chip given')} (roofline; see docs/hardware.md)")
+    legend = ("Tokens: fed per sequence; Context: tokens already in the cache; the rest: the whole batch.",)
+    numeric = (False,) + (True,) * (len(_HEADER) - 1)
+    table = TableView(_HEADER, numeric, tuple(_rows(report)), footer=(legend, _totals(report)))
+    return "\n".join([*lines, "", render_text(table)])
 
 
 def steps_csv(report: GenerationReport) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(STEP_FIELDS)
-    for step in report.decode_steps:
-        writer.writerow(["" if value is None else value for value in (getattr(step, name) for name in STEP_FIELDS)])
-    return out.getvalue()
+    """One row per decode step, the columns of `DecodeStep`."""
+    return csv_from([step.to_dict() for step in report.decode_steps], STEP_FIELDS)
