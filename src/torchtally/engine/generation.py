@@ -21,7 +21,7 @@ from ..errors import InputError, TorchtallyError
 from ..report.model import ModelReport
 from . import run as engine
 from .inputs import tensors_within
-from .memory import storage_bytes
+from .memory import storage_sizes
 from .parallel import fake_copy, fake_mode_of
 
 CACHE_KINDS = ("dynamic", "static")
@@ -60,19 +60,12 @@ def _cache_tensors(cache: Any) -> list[torch.Tensor]:
 
 def _storages(cache: Any) -> dict[int, int]:
     """The cache's tensors' storages: key -> bytes."""
-    found: dict[int, int] = {}
-    for tensor in _cache_tensors(cache):
-        try:
-            storage = tensor.untyped_storage()
-        except (RuntimeError, NotImplementedError):
-            continue
-        found[storage._cdata] = int(storage.nbytes())
-    return found
+    return storage_sizes(_cache_tensors(cache))
 
 
 def cache_bytes(cache: Any) -> int:
     """The bytes a cache holds: its tensors' storages, each once (the tensors that exist, not a formula)."""
-    return storage_bytes(_cache_tensors(cache)) if cache is not None else 0
+    return sum(_storages(cache).values()) if cache is not None else 0
 
 
 def _parameters_of(forward: Any) -> tuple[dict[str, inspect.Parameter], bool]:

@@ -63,9 +63,9 @@ def tensor_bytes(tensor: torch.Tensor) -> int:
     return sum(part.numel() * part.element_size() for part in held)
 
 
-def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
-    """Bytes of the storages these tensors live on, each storage once (a tensor passed twice,
-    or a tensor and its view, hold one storage)."""
+def storage_sizes(tensors: Iterable[torch.Tensor]) -> dict[int, int]:
+    """The storages these tensors live on, each once (a tensor passed twice, or a tensor and
+    its view, hold one storage): storage key -> bytes."""
     sizes: dict[int, int] = {}
     for tensor in tensors:
         try:
@@ -74,7 +74,12 @@ def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
             sizes[id(tensor)] = tensor_bytes(tensor)
             continue
         sizes[storage._cdata] = int(storage.nbytes())
-    return sum(sizes.values())
+    return sizes
+
+
+def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes of the storages these tensors live on, each storage once."""
+    return sum(storage_sizes(tensors).values())
 
 
 @dataclass(frozen=True)
