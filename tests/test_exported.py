@@ -149,3 +149,12 @@ def test_a_saved_program_with_a_payload_is_not_opened_without_trust_pickle(
     # The payload is real: trusting the file runs it (which is why trust is asked for).
     main([str(hostile), "--trust-pickle"])
     assert marker.exists()
+
+
+def test_an_exported_program_under_a_parallel_layout() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4))
+    program = torch.export.export(model, (torch.randn(2, 8),))
+    report = tt.analyze(program, parallel=tt.Parallel(fsdp=2))  # its example inputs, one rank of FSDP x2
+    # FSDP gathers the weights before each forward: every rank computes the whole batch, 2x8x8 + 2x8x4.
+    assert report.total_macs == 2 * 8 * 8 + 2 * 8 * 4
+    assert report.parallel is not None and report.parallel.communication

@@ -312,3 +312,19 @@ def test_an_analysis_leaves_nothing_for_the_cyclic_collector() -> None:
         if was_enabled:
             gc.enable()
     assert report.total_macs > 0
+
+
+def test_a_replaced_builtin_formula_is_not_served_from_remembered_costs() -> None:
+    from torchtally.formulas import BUILTIN, Cost
+
+    model = torch.nn.Linear(8, 4)
+    first = tt.analyze(model, (2, 8)).total_macs  # remembers addmm's cost for this key
+    assert first == 2 * 8 * 4  # 2 rows x 8 inputs x 4 outputs
+    original = BUILTIN.lookup(torch.ops.aten.addmm.default)
+    assert original is not None
+    BUILTIN.register(torch.ops.aten.addmm, lambda *args, **kwargs: Cost(macs=1, flops=2))
+    try:
+        assert tt.analyze(model, (2, 8)).total_macs == 1  # the table changed: the new formula counts
+    finally:
+        BUILTIN.register(torch.ops.aten.addmm, original)
+    assert tt.analyze(model, (2, 8)).total_macs == first

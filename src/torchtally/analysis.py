@@ -14,6 +14,7 @@ from torch.export import ExportedProgram
 from .engine import run as engine
 from .engine.inputs import DtypeSpec, InputSize
 from .engine.optim import OptimizerSpec
+from .engine.exported import as_module
 from .engine.global_state import process_state_kept
 from .engine.parallel import Parallel, simulated_cluster
 from .errors import InputError
@@ -45,6 +46,8 @@ def analyze(
     **kwargs: Any,
 ) -> ModelReport:
     chip = None if hardware is None else resolve(hardware)  # a bad name fails before a long run
+    if parallel is not None:  # the engine unwraps an exported program itself; the layout needs its module first
+        model, input_data, forward_kwargs = as_module(model, input_size, input_data, forward_kwargs, kwargs)
     options: dict[str, Any] = dict(
         input_data=input_data, dtypes=dtypes, device=device, mode=mode, run=run, training=training,
         optimizer=optimizer, loss_fn=loss_fn, formulas=formulas, timing=timing, forward_kwargs=forward_kwargs, **kwargs,

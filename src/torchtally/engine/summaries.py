@@ -28,7 +28,7 @@ from ..formulas.registry import BUILTIN, USER, Cost
 Summary = tuple[str, "Cost | None", int, int, "str | None"]
 
 # Keyed by what else a result's metadata or a cost depends on: the default dtype (as replay.py's
-# results are) and the size of the built-in table (a formula module imported later adds to it).
+# results are) and the built-in table's version (a formula registered or replaced changes it).
 _SUMMARIES: dict[tuple[torch.dtype, int], dict[Any, Summary]] = {}
 _MAX_SUMMARIES = 200_000
 
@@ -42,7 +42,7 @@ def summaries_for(cost_model: Any) -> dict[Any, Summary] | None:
         return None
     if next(iter(USER), None) is not None:
         return None
-    found = _SUMMARIES.setdefault((torch.get_default_dtype(), sum(1 for _ in BUILTIN)), {})
+    found = _SUMMARIES.setdefault((torch.get_default_dtype(), BUILTIN.version), {})
     if len(found) > _MAX_SUMMARIES:
         found.clear()
     return found

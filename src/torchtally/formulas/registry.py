@@ -73,12 +73,15 @@ class FormulaRegistry:
 
     def __init__(self) -> None:
         self._formulas: dict[OpKey, Formula] = {}
+        self.version = 0  # changes with every (un)registration: what a cache of costs is valid for
 
     def register(self, op: OpLike, formula: Formula) -> None:
         self._formulas[resolve_op(op)] = formula
+        self.version += 1
 
     def unregister(self, op: OpLike) -> None:
         self._formulas.pop(resolve_op(op), None)
+        self.version += 1
 
     def lookup(self, func: OpOverload) -> Formula | None:
         found = self._formulas.get(func)
