@@ -103,6 +103,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.distributed = any(type(param) is _DTENSOR for param in index.parameters()) if _DTENSOR is not None else False
 
     def __torch_dispatch__(self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        if func is _DEVICE_OF and type(args[0]) is FakeTensor:
+            return args[0].fake_device  # asked all the time (a third of a CNN's calls); metadata, not an operation
         kwargs = kwargs or {}
         self._note_reads(args)
         if kwargs:
@@ -122,7 +124,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 kwargs = {k: self.fakes.value(v) for k, v in kwargs.items()}
             assert self.replay is not None
             if func is _DEVICE_OF and isinstance(args[0], FakeTensor):
-                return args[0].fake_device  # asked all the time; metadata, not an operation
+                return args[0].fake_device  # a real tensor's fake twin (or a FakeTensor subclass)
             key = self.replay.key(func, args, kwargs)
             out = self.replay.replay(key, func, args, kwargs) if key is not None else None
             if out is None:

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.parameter import is_lazy
 
 from ..errors import InputError
-from .fakes import FakeConverter, is_fake_limitation
+from .fakes import FakeConverter, fake_parameter, is_fake_limitation
 from .memory import tensor_bytes
 from .params import ParameterIndex
 from .tensors import iter_tensors
@@ -50,8 +50,10 @@ def stand_in_parameters(nodes: list[ModuleNode], index: ParameterIndex, fakes: F
                         "torch.inference_mode()), which autograd cannot differentiate: a real training run is "
                         "impossible; the default fake run (run='auto') works"
                     )
-                data = fakes.tensor(param) if fakes is not None else param.detach()
-                stand_in = nn.Parameter(data, requires_grad=param.requires_grad)
+                if fakes is not None:
+                    stand_in = fake_parameter(fakes.fake_mode, fakes.tensor(param), param.requires_grad)
+                else:
+                    stand_in = nn.Parameter(param.detach(), requires_grad=param.requires_grad)
                 made[id(param)] = stand_in
                 index.add_stand_in(param, stand_in)
             slots[name] = stand_in
