@@ -438,10 +438,11 @@ def fsdp_groups(nodes: list[ModuleNode]) -> list[tuple[int, list[torch.Tensor]]]
     """Each module FSDP2 wraps (its row) with the parameters its group gathers."""
     found = []
     for node in nodes:
-        getter = getattr(node.module, "_get_fsdp_state", None)
-        if not callable(getter):
+        # Looked up on the class (FSDP2 makes one per wrapped class): on the instance, every
+        # plain module would raise and catch an AttributeError in nn.Module.__getattr__.
+        if not callable(getattr(type(node.module), "_get_fsdp_state", None)):
             continue
-        group = getattr(getter(), "_fsdp_param_group", None)
+        group = getattr(node.module._get_fsdp_state(), "_fsdp_param_group", None)
         if group is not None:
             found.append((node.index, [fp.sharded_param for fp in group.fsdp_params]))
     return found
