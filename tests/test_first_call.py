@@ -296,6 +296,37 @@ def test_fast_made_fake_tensors_are_the_constructors_own() -> None:
     assert cuda.fake_device == torch.device("cuda:0")
 
 
+def test_a_fake_parameter_is_what_nn_parameter_makes_of_a_fake_twin() -> None:
+    # fake_parameter builds nn.Parameter(twin)'s result without dispatching the detach: the
+    # same kind of object (a FakeTensor marked as a parameter, a leaf), on the twin's storage,
+    # and gradients accumulate into it as into nn.Parameter's.
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
+    from torchtally.engine import fakes
+
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    converter = fakes.FakeConverter(mode, meta_as=torch.device("cpu"))
+    with torch.device("meta"):
+        real = nn.Parameter(torch.empty(6, 4).t())  # a transposed layout: strides (1, 4)
+    twin = converter.tensor(real)
+    for requires_grad in (True, False):
+        made = fakes.fake_parameter(mode, twin, requires_grad)
+        reference = nn.Parameter(twin, requires_grad=requires_grad)
+        assert type(made) is type(reference) is FakeTensor
+        assert isinstance(made, nn.Parameter) and isinstance(reference, nn.Parameter)
+        assert vars(made).keys() == vars(reference).keys()
+        described = [
+            (t.shape, t.stride(), t.dtype, t.device, t.requires_grad, t.is_leaf, t.grad_fn, t.storage_offset())
+            for t in (made, reference)
+        ]
+        assert described[0] == described[1] == [(torch.Size([4, 6]), (1, 4), torch.float32, torch.device("cpu"),
+                                                  requires_grad, True, None, 0)][0]
+        assert made.untyped_storage()._cdata == twin.untyped_storage()._cdata  # an alias of the twin, like detach
+    trained = fakes.fake_parameter(mode, twin, True)
+    with mode:
+        (trained * 2).sum().backward()
+    assert isinstance(trained.grad, FakeTensor) and trained.grad.shape == (4, 6)
+
 def test_an_analysis_leaves_nothing_for_the_cyclic_collector() -> None:
     # Reference cycles made by a run (a callback referring back to its owner, a recursive
     # closure) keep the whole run alive until the collector's next pass, which then walks
