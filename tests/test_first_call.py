@@ -319,8 +319,8 @@ def test_a_fake_parameter_is_what_nn_parameter_makes_of_a_fake_twin() -> None:
             (t.shape, t.stride(), t.dtype, t.device, t.requires_grad, t.is_leaf, t.grad_fn, t.storage_offset())
             for t in (made, reference)
         ]
-        assert described[0] == described[1] == [(torch.Size([4, 6]), (1, 4), torch.float32, torch.device("cpu"),
-                                                  requires_grad, True, None, 0)][0]
+        expected = (torch.Size([4, 6]), (1, 4), torch.float32, torch.device("cpu"), requires_grad, True, None, 0)
+        assert described[0] == described[1] == expected
         assert made.untyped_storage()._cdata == twin.untyped_storage()._cdata  # an alias of the twin, like detach
     trained = fakes.fake_parameter(mode, twin, True)
     with mode:
