@@ -22,6 +22,7 @@ from .fakes import FakeConverter, lenient_result
 from ..formulas.registry import tensor_args
 from ..formulas.resolve import CostModel
 from .guard import ModelState
+from .known_values import VALUE_FREE, KnownValues
 from .memory import LiveSet
 from .params import ParameterIndex
 from .replay import ResultReplay
@@ -94,6 +95,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             for param in index.parameters():
                 if param.device.type != "meta" and not is_lazy(param):
                     self.weights.add_weight(id(param), param)
+        # Small integer tensors whose values are known, followed through a fake run.
+        self.known = KnownValues(fakes)
         self._names: dict[OpOverload, str] = {}
         # Per replay key, what a call adds besides its module and memory (fake runs only).
         self._summaries = summaries_for(cost_model) if fakes is not None else None
@@ -133,9 +136,14 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 except RuntimeError:
                     out = lenient_result(func, args, kwargs)
                     if out is None:
-                        raise
+                        found, out = self.known.instead(func, args, kwargs)  # from known values (known_values.py)
+                        if not found:
+                            raise
+                        key = None  # a result that depends on values is never replayed
                 if key is not None:
                     self.replay.remember(key, func, out)
+            if self.known.values or func in VALUE_FREE:
+                self.known.after(func, args, kwargs, out)
         else:
             if self.state is not None and func._schema.is_mutable:
                 self.state.before_write(func, args, kwargs)

@@ -1,0 +1,190 @@
+"""The values of small integer tensors are followed through a fake run (engine/known_values.py):
+a forward that reads them (``.tolist()``, ``.item()``, ``repeat_interleave`` by counts,
+``nonzero``) runs on fake tensors, on the meta device too, and counts what a real run does.
+Expected numbers are derived by hand (the comments) or by FlopCounterMode on a real run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import torchtally as tt
+from torchtally.engine import known_values
+from torchtally.errors import ForwardError, TorchtallyError
+
+
+class _Packed(nn.Module):
+    """A Qwen2-VL-like tower: patches of several images packed in one sequence, with the grid
+    (frames, rows, columns) of each; attention-like products within each frame."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        counts = grid[:, 0] * grid[:, 1] * grid[:, 2]
+        if x.shape[0] != int(counts.sum()):  # .item(): a value read
+            raise ValueError(f"{x.shape[0]} patches for a grid of {int(counts.sum())}")
+        lengths = torch.repeat_interleave(grid[:, 1] * grid[:, 2], grid[:, 0])  # a shape from values
+        bounds = F.pad(lengths.cumsum(0), (1, 0))
+        parts = torch.split(self.lin(x), (bounds[1:] - bounds[:-1]).tolist())
+        return torch.cat([part.T @ part for part in parts])
+
+
+# grid [[1, 2, 3], [2, 2, 2]]: 6 + 8 = 14 patches, frames of 6, 4 and 4 patches
+_GRID = [[1, 2, 3], [2, 2, 2]]
+# linear: 14 x 8 x 8 = 896; per frame part.T @ part: 8 x 8 x n for n = 6, 4, 4: 64 x 14 = 896
+_PACKED_MACS = 14 * 8 * 8 + 8 * 8 * (6 + 4 + 4)
+
+
+def test_a_forward_reading_an_inputs_values_runs_on_the_meta_device() -> None:
+    with torch.device("meta"):
+        model = _Packed()
+    grid = torch.tensor(_GRID)
+    report = tt.analyze(model, input_data={"x": torch.empty(14, 8, device="meta"), "grid": grid})
+    assert report.execution == "fake"
+    assert report.total_macs == _PACKED_MACS
+    assert grid.tolist() == _GRID  # the user's tensor is read, never written
+
+
+def test_the_count_is_what_a_real_run_gives() -> None:
+    torch.manual_seed(0)
+    model = _Packed()
+    inputs = {"x": torch.randn(14, 8), "grid": torch.tensor(_GRID)}
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(**inputs)
+    reference = counter.get_total_flops() // 2  # linear and matmuls only: FLOPs = 2 x MACs
+    report = tt.analyze(model, input_data=inputs)
+    assert report.execution == "fake"
+    assert report.total_macs == reference == _PACKED_MACS
+
+
+class _Writes(nn.Module):
+    """Writes into its grid: with known values (the grid stays known), or with values from a
+    float tensor (the grid's value is forgotten, through its views too)."""
+
+    def __init__(self, known: bool) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.known = known
+
+    def forward(self, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        grid = grid.clone()
+        flat = grid.view(-1)
+        if self.known:
+            flat[0] = 3  # through a view: grid[0, 0] is 3
+        else:
+            flat[0] = x.sum().to(torch.long)  # a value computed from floats: unknown
+        rows = int(grid[0, 0])
+        return self.lin(x[:rows])
+
+
+def test_a_write_with_known_values_stays_known_through_a_view() -> None:
+    with torch.device("meta"):
+        model = _Writes(known=True)
+    report = tt.analyze(model, input_data={"x": torch.empty(5, 4, device="meta"), "grid": torch.tensor([[1, 2]])})
+    assert report.total_macs == 3 * 4 * 4  # 3 rows through a 4 x 4 linear
+
+
+def test_a_write_with_unknown_values_forgets_the_value() -> None:
+    with torch.device("meta"):
+        model = _Writes(known=False)
+    with pytest.raises(TorchtallyError, match="needs real values") as caught:
+        tt.analyze(model, input_data={"x": torch.empty(5, 4, device="meta"), "grid": torch.tensor([[1, 2]])})
+    assert "\n" not in str(caught.value)
+    # on the CPU the analysis falls back to a real run, which reads the real value
+    real = tt.analyze(_Writes(known=False), input_data={"x": torch.ones(5, 4), "grid": torch.tensor([[1, 2]])})
+    assert real.execution == "real" and real.total_macs == 5 * 4 * 4  # x.sum() = 20 rows: x[:20] is all 5
+
+
+class _Made(nn.Module):
+    """Values from arange, comparisons and a tensor literal: nonzero's length is 3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        picked = torch.nonzero(torch.arange(6) % 2 == torch.tensor(0)).flatten()  # 0, 2, 4
+        return self.lin(x[picked])
+
+
+def test_values_made_in_the_forward_are_known() -> None:
+    with torch.device("meta"):
+        model = _Made()
+    report = tt.analyze(model, input_size=(6, 4))
+    assert report.execution == "fake" and report.total_macs == 3 * 4 * 4
+
+
+class _Large(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(2, 2)  # on the meta device: no real run to fall back to
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x[torch.nonzero(torch.arange(known_values.LIMIT + 1) < 3).flatten()])
+
+
+def test_tensors_larger_than_the_limit_are_not_followed() -> None:
+    with torch.device("meta"):
+        model = _Large()
+    with pytest.raises(TorchtallyError, match="needs real values"):
+        tt.analyze(model, input_size=(known_values.LIMIT + 1, 2))
+
+
+class _Random(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x[: int(torch.randint(1, 3, ()))])
+
+
+def test_random_operators_are_never_run_for_their_values() -> None:
+    with torch.device("meta"):
+        model = _Random()
+    state = torch.get_rng_state()
+    with pytest.raises(TorchtallyError, match="needs real values"):
+        tt.analyze(model, input_size=(4, 2))
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_a_grid_that_does_not_fit_the_patches_is_a_clear_error() -> None:
+    with torch.device("meta"):
+        model = _Packed()
+    with pytest.raises(ForwardError, match="14 patches for a grid of 5") as caught:
+        tt.analyze(model, input_data={"x": torch.empty(14, 8, device="meta"), "grid": torch.tensor([[1, 1, 5]])})
+    assert "the root module" in str(caught.value).splitlines()[0]
+
+
+class _Tokens(nn.Module):
+    """Reads no values: token ids, positions from arange, attention. Its figures must not
+    depend on whether values are followed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.pos = nn.Embedding(32, 16)
+        self.qkv = nn.Linear(16, 48)
+        self.out = nn.Linear(16, 50)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(ids.shape[1]).unsqueeze(0)
+        h = self.embed(ids) + self.pos(positions)
+        q, k, v = self.qkv(h).chunk(3, dim=-1)
+        h = h + F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.out(h)
+
+
+@pytest.mark.parametrize("given", ["data", "size"])
+def test_figures_are_the_same_with_and_without_known_values(given: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _Tokens()
+    arguments = {"input_data": torch.randint(0, 50, (2, 12))} if given == "data" else {"input_size": (2, 12), "dtypes": [torch.long]}
+    followed = tt.analyze(model, **arguments).to_dict()
+    monkeypatch.setattr(known_values, "LIMIT", 0)  # no tensor is small enough: nothing is followed
+    plain = tt.analyze(model, **arguments).to_dict()
+    assert followed == plain
