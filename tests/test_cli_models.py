@@ -8,7 +8,9 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
+import torchtally as tt
 from torchtally.cli import main
 from torchtally.cli.errors import EXIT_OK
 
@@ -99,6 +101,7 @@ def test_a_model_whose_input_cannot_be_guessed_is_told_what_to_pass(capsys: pyte
 from torch import nn  # noqa: E402
 
 from torchtally.cli.hf_inputs import default_inputs, input_hint  # noqa: E402
+from torchtally.cli.inputs import analyze_arguments  # noqa: E402
 
 
 def test_a_vision_tower_keeping_the_default_main_input_gets_pixels() -> None:
@@ -195,10 +198,12 @@ class _Audio(nn.Module):
 
 
 def test_a_forward_needing_what_no_default_can_guess_is_told_by_name() -> None:
+    # no patch embedding to derive a grid from: the hint names both, and how to give the grid's values
     assert default_inputs(_GridTower(), _Config()) is None
     hint = input_hint(_GridTower())
     assert hint.startswith("--input-size hidden_states=... --input-size grid_thw=...")
-    assert "'hidden_states' and 'grid_thw'" in hint and "the values of 'grid_thw' are read" in hint
+    assert "'hidden_states' and 'grid_thw'" in hint and "reads the values of 'grid_thw'" in hint
+    assert "grid_thw=torch.tensor(" in hint
     assert default_inputs(_OptionalGrid(), _Config()) is None
     assert "--input-size grid_thw=..." in input_hint(_OptionalGrid())
     # an audio model's example is audio-shaped, never an image
@@ -207,10 +212,53 @@ def test_a_forward_needing_what_no_default_can_guess_is_told_by_name() -> None:
     assert hint.startswith("--input-size input_features=1x80x3000 --input-size speaker_ids=...") and "3x224x224" not in hint
 
 
-def test_the_cli_names_a_vision_towers_grid(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["hf:glm4v_moe_vision", "--set", "depth=1"]) != EXIT_OK
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--input-size grid_thw=..." in err and "'grid_thw'" in err
+class _PackedConfig:
+    image_size = 16
+    spatial_merge_size = 2
+
+
+class _PackedTower(nn.Module):  # Qwen2-VL-like: patches packed with their grid, whose values the forward reads
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Conv3d(3, 8, (2, 4, 4), stride=(2, 4, 4))  # 2 frames x 4 x 4 pixels a patch
+
+    def forward(self, hidden_states: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
+        x = self.proj(hidden_states.view(-1, 3, 2, 4, 4)).view(-1, 8)
+        sizes = grid_thw.prod(-1).tolist()  # a value read: fake tensors alone have none
+        return torch.cat([part.T @ part for part in x.split(sizes)])
+
+
+class _FivePatchTower(nn.Module):  # PaddleOCR-VL-like: the patches as (batch, patches, channels, patch, patch)
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch_embedding = nn.Conv2d(3, 8, 4, stride=4)
+
+    def forward(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor | None = None) -> torch.Tensor:
+        """pixel_values (`torch.Tensor` of shape `(batch_size, sequence_length, image_channels, patch_size, patch_size)`):
+        the patches."""
+        return self.patch_embedding(pixel_values.flatten(0, 1))
+
+
+def test_a_packed_vision_tower_gets_patches_and_the_grid_they_came_from_by_value() -> None:
+    # image 16 px, patches of 4 merged 2 x 2: a grid of 4 x 4 patches of 3 channels x 2 frames x 4 x 4
+    found = default_inputs(_PackedTower(), _PackedConfig())
+    assert found is not None
+    assert [(s.name, s.shape) for s in found] == [("hidden_states", (16, 96)), ("grid_thw", (1, 3))]
+    assert found[1].values == ((1, 4, 4),) and found[1].text() == "grid_thw=[[1,4,4]]"
+    five = default_inputs(_FivePatchTower(), _PackedConfig())
+    assert five is not None and five[0].shape == (1, 16, 3, 4, 4) and five[1].values == ((1, 4, 4),)
+    # analysed on the meta device: the grid travels by value and the forward reads it
+    with torch.device("meta"):
+        tower = _PackedTower()
+    report = tt.analyze(tower, **analyze_arguments(found, tower))
+    # conv: 16 patches x 8 channels x 96 inputs = 12288; part.T @ part: 8 x 8 x 16 = 1024
+    assert report.execution == "fake" and report.total_macs == 16 * 8 * 96 + 8 * 8 * 16
+
+
+def test_the_cli_analyses_a_vision_tower_that_reads_its_grid(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["hf:glm4v_moe_vision", "--set", "depth=1", "--format", "json"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert '"execution": "fake"' in out
 
 
 class _CodePredictor(nn.Module):  # one embedding table per codebook: it is fed embeddings

@@ -11,6 +11,7 @@ main input's own modality."""
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 import torch
@@ -143,6 +144,45 @@ def _latents(config: Any) -> InputShape | None:
     return InputShape("latents", (1, hidden, int(rate)))
 
 
+def _patch_conv(model: nn.Module) -> nn.Conv2d | nn.Conv3d | None:
+    """The patch embedding: the first 2-D or 3-D convolution whose stride is its kernel."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Conv3d)) and module.kernel_size == module.stride:
+            return module
+    return None
+
+
+def _documented_rank(model: nn.Module, name: str) -> int | None:
+    """How many dimensions the forward's docstring gives ``name`` (`of shape `(a, b, c)``)."""
+    found = re.search(rf"{re.escape(name)}\s*\(`[^`]*` of shape `\(([^)]*)\)`", inspect.getdoc(model.forward) or "")
+    return None if found is None else found.group(1).count(",") + 1
+
+
+def _packed(model: nn.Module, config: Any, name: str) -> InputShape | None:
+    """A vision tower that takes one image's patches packed with their grid (Qwen2-VL-like:
+    ``grid_thw``, whose values the forward reads): an image of the config's size (rounded
+    down to whole merged patches) as its patch embedding reads it, flattened per patch
+    (``(patches, channels x frames x patch x patch)``) unless the forward documents five
+    dimensions (``(1, patches, channels, patch, patch)``); the grid is ``[[1, h, w]]`` in
+    patches, given by value."""
+    conv = _patch_conv(model)
+    if conv is None:
+        return None
+    configs = _sub(config, "vision_config")
+    patch = int(conv.kernel_size[-1])
+    merge = _first_int(configs, "spatial_merge_size") or 1
+    height, width = _size(configs, model)
+    rows, cols = (max(side // patch // merge, 1) * merge for side in (height, width))
+    if name == "grid_thw":
+        return InputShape(name, (1, 3), torch.long, values=((1, rows, cols),))
+    if _documented_rank(model, name) == 5:
+        return InputShape(name, (1, rows * cols, conv.in_channels, *conv.kernel_size))
+    features = conv.in_channels
+    for size in conv.kernel_size:
+        features *= int(size)
+    return InputShape(name, (rows * cols, features))
+
+
 def _parameters(model: nn.Module) -> dict[str, inspect.Parameter]:
     try:
         return dict(inspect.signature(model.forward).parameters)
@@ -192,6 +232,8 @@ def _main(model: nn.Module) -> str:
 
 def _make(model: nn.Module, config: Any, name: str) -> InputShape | None:
     """The usual shape of the input ``name``, from the config; None when none can be told."""
+    if _takes(model, "grid_thw") and name != "input_ids" and name in ("grid_thw", _main(model)):
+        return _packed(model, config, name)
     if name == "input_ids":
         return InputShape(name, _tokens(config), torch.long)
     if name in ("aspect_ratio_ids", "aspect_ratio_mask") or (name == "pixel_values" and _takes(model, "aspect_ratio_ids")):
@@ -291,5 +333,5 @@ def input_hint(model: nn.Module) -> str:
     why = f"its forward needs {listed}, which no default can guess" if unknown else f"its main input is {main!r}"
     grids = [name for name in unknown if "grid" in name]  # Qwen2-VL's grid_thw: the forward reads its values
     if grids:
-        why += f"; the values of {grids[0]!r} are read, which fake tensors lack: build the model on cpu and give a real one to tt.analyze(input_data=...)"
+        why += f"; the forward reads the values of {grids[0]!r}: give them as a real tensor, tt.analyze(..., {grids[0]}=torch.tensor([[1, 32, 32]]))"
     return f"{' '.join(parts)} ({why})"

@@ -23,10 +23,26 @@ class InputShape:
     name: str | None
     shape: tuple[int, ...]
     dtype: torch.dtype | None = None  # None: the model's own floating dtype
+    # The values themselves, nested like the shape, for an input whose values the forward
+    # reads (a vision tower's ``grid_thw``): passed as a real tensor, which the run follows.
+    values: tuple[Any, ...] | None = None
 
     def text(self) -> str:
+        if self.values is not None:
+            return f"{self.name}={_nested(self.values)}"
         shape = "x".join(str(d) for d in self.shape)
         return f"{self.name}={shape}" if self.name else shape
+
+    def tensor(self) -> torch.Tensor:
+        """The input with its values (only for one that has them)."""
+        assert self.values is not None
+        return torch.tensor(self.values, dtype=self.dtype)
+
+
+def _nested(values: Any) -> str:
+    if isinstance(values, (list, tuple)):
+        return "[" + ",".join(_nested(v) for v in values) + "]"
+    return str(values)
 
 
 def from_options(sizes: Sequence[Sequence[str]] | None) -> list[InputShape] | None:
@@ -62,14 +78,18 @@ def resolve(
         parsed = [parse_dtype(text, "--dtype") for text in dtypes]
         if len(parsed) not in (1, len(shapes)):
             raise CLIError(f"--dtype is given {len(parsed)} times for {len(shapes)} inputs: give one for all or one per input")
-        shapes = [replace(s, dtype=parsed[0] if len(parsed) == 1 else parsed[i]) for i, s in enumerate(shapes)]
+        shapes = [
+            s if s.values is not None else replace(s, dtype=parsed[0] if len(parsed) == 1 else parsed[i])
+            for i, s in enumerate(shapes)
+        ]  # fmt: skip
     if batch_size is not None:
         if batch_size < 1:
             raise CLIError(f"--batch-size must be at least 1, got {batch_size}")
         scalar = next((s for s in shapes if not s.shape), None)
         if scalar is not None:
             raise CLIError(f"--batch-size: the input {scalar.text() or '()'} has no batch dimension to replace")
-        shapes = [replace(s, shape=(batch_size, *s.shape[1:])) for s in shapes]
+        # An input given by its values (a grid) describes the others: it keeps them.
+        shapes = [s if s.values is not None else replace(s, shape=(batch_size, *s.shape[1:])) for s in shapes]
     return shapes
 
 
@@ -93,10 +113,18 @@ def _usual_dtypes(given: list[InputShape], defaults: list[InputShape]) -> list[I
 
 
 def analyze_arguments(shapes: list[InputShape], model: nn.Module) -> dict[str, Any]:
-    """``input_size`` and ``dtypes`` for `tt.analyze` (keyword inputs as dicts)."""
+    """``input_size`` and ``dtypes`` for `tt.analyze` (keyword inputs as dicts); inputs given
+    by their values as ``forward_kwargs`` (real tensors)."""
     float_dtype = model_float_dtype(model)
+    valued = {str(s.name): s.tensor() for s in shapes if s.values is not None}
+    shapes = [s for s in shapes if s.values is None]
+    arguments: dict[str, Any]
     if shapes and shapes[0].name is not None:
         named = {s.name: s.shape for s in shapes if s.name is not None}
         dtypes = {s.name: s.dtype or float_dtype for s in shapes if s.name is not None}
-        return {"input_size": named, "dtypes": dtypes}
-    return {"input_size": [s.shape for s in shapes], "dtypes": [s.dtype or float_dtype for s in shapes]}
+        arguments = {"input_size": named, "dtypes": dtypes}
+    else:
+        arguments = {"input_size": [s.shape for s in shapes], "dtypes": [s.dtype or float_dtype for s in shapes]}
+    if valued:
+        arguments["forward_kwargs"] = valued
+    return arguments
