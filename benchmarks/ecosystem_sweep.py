@@ -239,11 +239,11 @@ def main() -> None:
     pending = list(specs)
     # Threads only wait: each model runs in its own forked child process.
     with concurrent.futures.ThreadPoolExecutor(max(options.jobs, 1)) as pool:
-        outputs = list(pool.map(lambda spec: run_bounded(spec, options.timeout), [spec for _, spec in pending]))
-    for (source, spec), (outcome, cause, seconds) in zip(pending, outputs):
-        results[source].append((spec, outcome, cause))
-        if options.verbose:
-            print(f"{spec:50s} {outcome:14s} {seconds:6.1f}s  {cause}", flush=True)
+        outputs = pool.map(lambda spec: run_bounded(spec, options.timeout), [spec for _, spec in pending])
+        for (source, spec), (outcome, cause, seconds) in zip(pending, outputs):  # in order, as they finish
+            results[source].append((spec, outcome, cause))
+            if options.verbose:
+                print(f"{spec:50s} {outcome:14s} {seconds:6.1f}s  {cause}", flush=True)
     print(f"\nEcosystem sweep, {datetime.date.today()}, torch {torch.__version__}, "
           f"{time.perf_counter() - started:.0f} s\n")
     print("| source | tried | analysed | count differs | needs input | not buildable | failed | crashed | timeout |")
