@@ -2,7 +2,7 @@
 each built and analysed as the command line does it (``torchtally timm:NAME`` /
 ``torchtally hf:TYPE``, on the meta device, no extra flags), each in a bounded subprocess.
 
-    .venv/bin/python benchmarks/ecosystem_sweep.py [--timm N] [--hf N] [--timeout S] [--jobs J]
+    .venv/bin/python benchmarks/ecosystem_sweep.py [--timm N] [--hf N] [--timeout S] [--jobs J] [--only SPECS]
 
 N picks a spread sample (every k-th of the sorted list; 0 skips, -1 takes all). Each model
 runs in a forked child of a parent that imported torch, timm and transformers once, killed
@@ -49,6 +49,8 @@ from torchtally.errors import ForwardError, InputError, TorchtallyError  # noqa:
 
 # Fused attention: PyTorch's counter sees its meta decomposition (or nothing), not the kernel.
 _NOT_COMPARED = re.compile(r"attention|_flash|_efficient|_cudnn")
+# Recurrent kernels (CPU, cuDNN, MIOpen, fused cells): their products are the per-step mm / addmm.
+_RNN_KERNELS = re.compile(r"rnn|lstm|gru")
 _PREFERRED = ("tiny", "nano", "pico", "small", "mobile", "_b0", "18", "_s")
 
 
@@ -75,10 +77,12 @@ def spread(items: list[str], count: int) -> list[str]:
 
 
 def _meta_inputs(arguments: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Meta tensors of the input sizes; inputs given by value (a grid) as they are."""
     sizes, dtypes = arguments["input_size"], arguments["dtypes"]
+    given = dict(arguments.get("forward_kwargs", {}))
     if isinstance(sizes, dict):
-        return [], {name: _meta_tensor(shape, dtypes[name]) for name, shape in sizes.items()}
-    return [_meta_tensor(shape, dtype) for shape, dtype in zip(sizes, dtypes)], {}
+        return [], {**{name: _meta_tensor(shape, dtypes[name]) for name, shape in sizes.items()}, **given}
+    return [_meta_tensor(shape, dtype) for shape, dtype in zip(sizes, dtypes)], given
 
 
 def _meta_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
@@ -164,14 +168,16 @@ def _compare(ours: Any, theirs: dict[str, int]) -> list[str]:
     products = ("aten.bmm", "aten.baddbmm")
     found = []
     # A linear layer runs as addmm or as mm (+ add) depending on the input's layout and device:
-    # compared as one class.
+    # compared as one class. So is a recurrent layer: the CPU runs it as one fused kernel per
+    # layer (counted as its products, 4 x hidden x (input + hidden) a token for an LSTM), the
+    # meta path as the mm / addmm of each step.
     linear = ("aten.mm", "aten.addmm")
-    mine_linear = sum(ours[op].macs for op in linear if op in ours)
-    their_linear = sum(theirs.get(op, 0) for op in linear)
+    mine_linear = sum(stats.macs for op, stats in ours.items() if op in linear or _RNN_KERNELS.search(op))
+    their_linear = sum(macs for op, macs in theirs.items() if op in linear or _RNN_KERNELS.search(op))
     if mine_linear != their_linear:
-        found.append(f"mm + addmm {mine_linear} != {their_linear}")
+        found.append(f"mm + addmm + recurrent kernels {mine_linear} != {their_linear}")
     for op, macs in sorted(theirs.items()):
-        if _NOT_COMPARED.search(op) or (fused and op in products) or op in linear:
+        if _NOT_COMPARED.search(op) or (fused and op in products) or op in linear or _RNN_KERNELS.search(op):
             continue
         stats = ours.get(op)
         if stats is None or stats.macs != macs:
@@ -221,6 +227,14 @@ def run_bounded(spec: str, timeout: float) -> tuple[str, str, float]:
     return outcome, cause, seconds
 
 
+def _listed(text: str) -> list[str]:
+    """``--only``: comma-separated specs, or @FILE (one a line; a sweep's verbose output works)."""
+    if text.startswith("@"):
+        with open(text[1:], encoding="utf-8") as handle:
+            return [line.split()[0] for line in handle if line.strip() and ":" in line.split()[0]]
+    return [spec.strip() for spec in text.split(",") if spec.strip()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timm", type=int, default=-1, help="timm families to try (-1 all, 0 none)")
@@ -228,12 +242,17 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per model")
     parser.add_argument("--jobs", type=int, default=1, help="models at once")
     parser.add_argument("--verbose", action="store_true", help="one line per model")
+    parser.add_argument("--only", metavar="SPECS",
+                        help="only these models (timm:NAME / hf:TYPE, comma-separated, or @FILE with one a line)")
     options = parser.parse_args()
     import timm  # noqa: F401 - imported once here, inherited by every forked child
     import transformers  # noqa: F401
 
-    specs = [("timm", f"timm:{n}") for n in spread(timm_families(), options.timm)]
-    specs += [("hf", f"hf:{t}") for t in spread(sorted(model_types()), options.hf)]
+    if options.only:
+        specs = [(spec.partition(":")[0], spec) for spec in _listed(options.only)]
+    else:
+        specs = [("timm", f"timm:{n}") for n in spread(timm_families(), options.timm)]
+        specs += [("hf", f"hf:{t}") for t in spread(sorted(model_types()), options.hf)]
     results: dict[str, list[tuple[str, str, str]]] = collections.defaultdict(list)
     started = time.perf_counter()
     pending = list(specs)
