@@ -188,3 +188,24 @@ def test_figures_are_the_same_with_and_without_known_values(given: str, monkeypa
     monkeypatch.setattr(known_values, "LIMIT", 0)  # no tensor is small enough: nothing is followed
     plain = tt.analyze(model, **arguments).to_dict()
     assert followed == plain
+
+
+class _TwoViews(nn.Module):
+    """Given a grid and a flat view of it: writes through the view, reads through the grid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, grid: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+        flat[0] = 3
+        return self.lin(x[: int(grid[0, 0])])
+
+
+def test_inputs_that_are_views_of_one_tensor_keep_their_values_and_their_aliasing() -> None:
+    grid = torch.tensor([[1, 2, 3]])
+    with torch.device("meta"):
+        model = _TwoViews()
+    report = tt.analyze(model, input_data={"x": torch.empty(5, 4, device="meta"), "grid": grid, "flat": grid.view(-1)})
+    assert report.execution == "fake" and report.total_macs == 3 * 4 * 4  # the write through flat is seen: 3 rows
+    assert grid.tolist() == [[1, 2, 3]]  # and never reaches the user's tensor

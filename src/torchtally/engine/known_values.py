@@ -131,6 +131,7 @@ class KnownValues:
         self._storages: dict[int, set[int]] = {}  # fake storage key -> ids of known fakes on it
         self._fake_mode: FakeTensorMode | None = fakes.fake_mode if fakes is not None else None
         self._pending: tuple[Any, Any] | None = None  # (result handed out by `instead`, its real value)
+        self._copied: dict[int, Any] = {}  # a noted real storage's address -> its copy
         if fakes is not None:
             for real, fake in fakes.twins():  # the user's inputs, made before the run
                 self.note(real, fake)
@@ -138,18 +139,23 @@ class KnownValues:
             fakes.on_new_twin = functools.partial(_both, fakes.on_new_twin, self.note)
 
     def note(self, real: torch.Tensor, fake: FakeTensor) -> None:
-        """A real tensor turned fake (an input, a buffer, a tensor literal): its value is known."""
+        """A real tensor turned fake (an input, a buffer, a tensor literal): its value is known.
+        Its copy lives on a copy of its storage, shared by every tensor noted from that storage
+        (a view and its base stay aliased, as their fake twins are)."""
         if (
             type(real) not in _PLAIN
             or real.device.type == "meta"
-            or real._base is not None
             or real.requires_grad
             or real.is_quantized
             or not _small(real)
         ):
             return
         with no_dispatch():
-            copy = real.detach().to(_CPU, copy=True)
+            storage = real.untyped_storage()
+            copied = self._copied.get(storage.data_ptr())
+            if copied is None:
+                copied = self._copied[storage.data_ptr()] = _storage_copy(storage)
+            copy = torch.empty(0, dtype=real.dtype).set_(copied, real.storage_offset(), real.shape, real.stride())
         self._remember(fake, copy)
 
     def value(self, tensor: Any) -> torch.Tensor | None:
@@ -261,6 +267,11 @@ class KnownValues:
                 if isinstance(tensor, FakeTensor) and tensor.dtype in _TRACKED:
                     for key in self._storages.pop(_storage_key(tensor), ()):
                         self.values.pop(key, None)
+
+
+def _storage_copy(storage: Any) -> Any:
+    """A CPU copy of an untyped storage (``cpu()`` of a CPU storage is the storage itself)."""
+    return storage.clone() if storage.device.type == "cpu" else storage.cpu()
 
 
 def _any_small(out: Any) -> bool:
