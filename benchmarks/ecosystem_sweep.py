@@ -76,13 +76,22 @@ def spread(items: list[str], count: int) -> list[str]:
     return [items[int(i * step)] for i in range(count)]
 
 
-def _meta_inputs(arguments: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-    """Meta tensors of the input sizes; inputs given by value (a grid) as they are."""
+def _meta_inputs(arguments: dict[str, Any], values_on_meta: bool) -> tuple[list[Any], dict[str, Any]]:
+    """Meta tensors of the input sizes; inputs given by value (token ids, a grid) on the meta
+    device too, or as they are (a forward that reads values needs them real)."""
+    def given(value: Any) -> Any:
+        return value.to("meta") if values_on_meta and isinstance(value, torch.Tensor) else value
+
+    kwargs = {name: given(value) for name, value in arguments.get("forward_kwargs", {}).items()}
+    data = arguments.get("input_data")
+    if isinstance(data, dict):
+        return [], {**{name: given(value) for name, value in data.items()}, **kwargs}
+    if data is not None:
+        return [given(value) for value in data], kwargs
     sizes, dtypes = arguments["input_size"], arguments["dtypes"]
-    given = dict(arguments.get("forward_kwargs", {}))
     if isinstance(sizes, dict):
-        return [], {**{name: _meta_tensor(shape, dtypes[name]) for name, shape in sizes.items()}, **given}
-    return [_meta_tensor(shape, dtype) for shape, dtype in zip(sizes, dtypes)], given
+        return [], {**{name: _meta_tensor(shape, dtypes[name]) for name, shape in sizes.items()}, **kwargs}
+    return [_meta_tensor(shape, dtype) for shape, dtype in zip(sizes, dtypes)], kwargs
 
 
 def _meta_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
@@ -93,12 +102,16 @@ def _independent_macs(model: torch.nn.Module, arguments: dict[str, Any]) -> dict
     """MACs per aten operator by FlopCounterMode on a meta forward; None where it cannot run."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    args, kwargs = _meta_inputs(arguments)
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model.eval()
-            model(*args, **kwargs)
-    except Exception:  # noqa: BLE001 - the meta run is a reference only
+    for values_on_meta in (True, False):
+        args, kwargs = _meta_inputs(arguments, values_on_meta)
+        try:
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                model.eval()
+                model(*args, **kwargs)
+            break
+        except Exception:  # noqa: BLE001 - the meta run is a reference only
+            continue
+    else:
         return None
     return {f"aten.{op.__name__ if hasattr(op, '__name__') else op}": int(flops) // 2
             for op, flops in counter.get_flop_counts().get("Global", {}).items()}

@@ -281,3 +281,75 @@ def test_a_model_with_a_table_per_codebook_gets_embeddings_by_name() -> None:
     found = default_inputs(_CodePredictor(), config)
     # (1, 128 tokens, hidden_size 8), by name: its first argument, input_ids, must stay None
     assert found is not None and [(s.name, s.shape) for s in found] == [("inputs_embeds", (1, 128, 8))]
+
+
+class _TextAndClip(nn.Module):  # TVP-like: a clip and a query, neither optional in practice
+    def forward(self, input_ids: object = None, pixel_values: object = None) -> object:
+        return input_ids
+
+
+def test_text_and_a_medium_are_both_given_unless_the_config_splices_the_medium_into_the_text() -> None:
+    config = _Config()
+    config.vocab_size = 1000  # type: ignore[attr-defined]
+    found = default_inputs(_TextAndClip(), config)
+    assert found is not None and [s.name for s in found] == ["input_ids", "pixel_values"]
+    # a VLM names the token its images stand in for (in a sub-config too): its text runs alone
+    vlm = _Config()
+    vlm.text_config = {"image_token_id": 5}  # type: ignore[attr-defined]
+    found = default_inputs(_TextAndClip(), vlm)
+    assert found is not None and [(s.name, s.shape) for s in found] == [(None, (1, 128))]
+
+
+class _Codec(nn.Module):  # DAC-like: the docs say (batch_size, 1, time_steps), not a bare waveform
+    main_input_name = "input_values"
+
+    def forward(self, input_values: object) -> object:
+        """input_values (`torch.Tensor` of shape `(batch_size, 1, time_steps)`):
+        audio."""
+        return input_values
+
+
+class _MelPatches(nn.Module):  # AST-like: mel frames, their count and bins named by the config
+    main_input_name = "input_values"
+
+    def forward(self, input_values: object) -> object:
+        """input_values (`torch.Tensor` of shape `(batch_size, max_length, num_mel_bins)`):
+        mel features."""
+        return input_values
+
+
+def test_an_audio_input_documented_with_other_dimensions_takes_the_documented_shape() -> None:
+    config = _Config()
+    config.sampling_rate = 8000  # type: ignore[attr-defined]
+    found = default_inputs(_Codec(), config)  # a second at 8 kHz, in the documented (batch, 1, time)
+    assert found is not None and found[0].shape == (1, 1, 8000)
+    config.max_length, config.num_mel_bins = 96, 32  # type: ignore[attr-defined]
+    found = default_inputs(_MelPatches(), config)
+    assert found is not None and found[0].shape == (1, 96, 32)
+
+
+class _Lengths(nn.Module):  # Flaubert-like: the forward reads the ids' values (lengths, a max)
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(1000, 8)
+        self.out = nn.Linear(8, 8)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        lengths = (input_ids != 0).sum(dim=1)
+        if int(lengths.max()) > input_ids.shape[1]:
+            raise ValueError("longer than the batch")
+        return self.out(self.embed(input_ids))
+
+
+def test_token_ids_are_given_by_value_so_a_forward_may_read_them() -> None:
+    config = _Config()
+    config.vocab_size = 1000  # type: ignore[attr-defined]
+    found = default_inputs(_Lengths(), config)
+    assert found is not None and found[0].vocab == 1000
+    ids = found[0].tensor()
+    # the second quarter of the vocabulary: clear of the special tokens at either end
+    assert ids.shape == (1, 128) and int(ids.min()) >= 250 and int(ids.max()) < 500
+    with torch.device("meta"):
+        model = _Lengths()
+    report = tt.analyze(model, **analyze_arguments(found, model))
+    assert report.execution == "fake" and report.total_macs == 128 * 8 * 8  # the linear: 128 tokens x 8 x 8

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -76,6 +77,12 @@ def _built_size(model: nn.Module | None) -> tuple[int, int] | None:
         if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(d, int) and d > 0 for d in size):
             return int(size[0]), int(size[1])
     return None
+
+
+def _vocab(configs: list[Any]) -> int | None:
+    """The vocabulary size token ids are drawn below (given by value: a forward may read them,
+    padding masks and lengths); None where the config names none (ids then carry no values)."""
+    return _first_int(configs, "vocab_size")
 
 
 def _tokens(config: Any) -> tuple[int, int]:
@@ -152,12 +159,6 @@ def _patch_conv(model: nn.Module) -> nn.Conv2d | nn.Conv3d | None:
     return None
 
 
-def _documented_rank(model: nn.Module, name: str) -> int | None:
-    """How many dimensions the forward's docstring gives ``name`` (`of shape `(a, b, c)``)."""
-    found = re.search(rf"{re.escape(name)}\s*\(`[^`]*` of shape `\(([^)]*)\)`", inspect.getdoc(model.forward) or "")
-    return None if found is None else found.group(1).count(",") + 1
-
-
 def _packed(model: nn.Module, config: Any, name: str) -> InputShape | None:
     """A vision tower that takes one image's patches packed with their grid (Qwen2-VL-like:
     ``grid_thw``, whose values the forward reads): an image of the config's size (rounded
@@ -175,7 +176,7 @@ def _packed(model: nn.Module, config: Any, name: str) -> InputShape | None:
     rows, cols = (max(side // patch // merge, 1) * merge for side in (height, width))
     if name == "grid_thw":
         return InputShape(name, (1, 3), torch.long, values=((1, rows, cols),))
-    if _documented_rank(model, name) == 5:
+    if len(_documented_dims(model, name) or ()) == 5:
         return InputShape(name, (1, rows * cols, conv.in_channels, *conv.kernel_size))
     features = conv.in_channels
     for size in conv.kernel_size:
@@ -231,11 +232,53 @@ def _main(model: nn.Module) -> str:
 
 
 def _make(model: nn.Module, config: Any, name: str) -> InputShape | None:
-    """The usual shape of the input ``name``, from the config; None when none can be told."""
+    """The usual shape of the input ``name``, from the config; None when none can be told.
+    Where the forward documents a different number of dimensions for it (an audio model
+    reading mel frames, not a waveform), the documented shape, its dimensions read from the
+    config."""
+    made = _from_config(model, config, name)
+    if made is None or made.valued or name not in ("input_values", "input_features"):
+        return made
+    return _documented(model, config, made) or made
+
+
+def _documented(model: nn.Module, config: Any, made: InputShape) -> InputShape | None:
+    """``made`` reshaped as the forward's docstring gives it (`of shape `(batch_size, 1,
+    time_steps)``), when its number of dimensions differs: each named dimension from the
+    config (or its sub-configs), a number as it is, the batch 1, any other the size ``made``
+    has in the same place from the right; None when the docs say no different shape."""
+    assert made.name is not None
+    dims = _documented_dims(model, made.name)
+    if dims is None or len(dims) == len(made.shape):
+        return None
+    configs = _sub(config, "audio_config", "vision_config", "encoder", "encoder_config", "text_config")
+    shape = []
+    for position, dim in enumerate(dims):
+        from_right = len(dims) - position
+        if dim == "batch_size":
+            shape.append(1)
+        elif dim.isdigit():
+            shape.append(int(dim))
+        elif (value := _first_int(configs, dim)) is not None:
+            shape.append(value)
+        elif from_right <= len(made.shape) and from_right < len(dims):
+            shape.append(made.shape[-from_right])
+        else:
+            return None
+    return InputShape(made.name, tuple(shape), made.dtype)
+
+
+def _documented_dims(model: nn.Module, name: str) -> list[str] | None:
+    """The dimensions the forward's docstring gives ``name`` (`of shape `(a, b, c)``)."""
+    found = re.search(rf"{re.escape(name)}\s*\(`[^`]*` of shape `\(([^)]*)\)`", inspect.getdoc(model.forward) or "")
+    return None if found is None else [dim.strip() for dim in found.group(1).split(",")]
+
+
+def _from_config(model: nn.Module, config: Any, name: str) -> InputShape | None:
     if _takes(model, "grid_thw") and name != "input_ids" and name in ("grid_thw", _main(model)):
         return _packed(model, config, name)
     if name == "input_ids":
-        return InputShape(name, _tokens(config), torch.long)
+        return InputShape(name, _tokens(config), torch.long, vocab=_vocab(_sub(config, "text_config")))
     if name in ("aspect_ratio_ids", "aspect_ratio_mask") or (name == "pixel_values" and _takes(model, "aspect_ratio_ids")):
         return _tiles(config, name)
     if name in ("pixel_values", "pixel_values_videos"):
@@ -251,6 +294,39 @@ def _make(model: nn.Module, config: Any, name: str) -> InputShape | None:
     if name == "inputs_embeds":
         hidden = _first_int([config], "hidden_size", "d_model")
         return None if hidden is None else InputShape(name, (*_tokens(config), hidden))
+    return None
+
+
+# The inputs of one medium beside the text, in the order they are looked for.
+_MEDIA = ("pixel_values", "pixel_values_videos", "input_features", "input_values")
+# A config key naming a token that stands for a medium inside the text (a VLM's image token).
+_MEDIA_TOKEN = re.compile(r"(image|video|audio|vision|speech|img|boi|boa|media)\w*_token")
+
+
+def _names_media_token(config: Any, depth: int = 0) -> bool:
+    """Whether the config (or a sub-config) names a token that stands for images, video or
+    audio inside the text: its media are spliced into the text, which runs on its own."""
+    items = config.items() if isinstance(config, dict) else vars(config).items() if hasattr(config, "__dict__") else ()
+    for key, value in items:
+        if isinstance(key, str) and _MEDIA_TOKEN.search(key):
+            return True
+        if depth < 2 and (isinstance(value, dict) or hasattr(value, "to_dict")) and _names_media_token(value, depth + 1):
+            return True
+    return False
+
+
+def _text_and_media(model: nn.Module, config: Any) -> list[str] | None:
+    """Token ids and one medium, both: a dual encoder (CLIP: text and images compared), or a
+    model that takes ids and a medium while its config names no token for that medium in the
+    text (TVP's clip and query, CLVP's text and speech): the medium is not spliced into the
+    text, the forward reads both."""
+    if not _takes(model, "input_ids"):
+        return None
+    media = next((name for name in _MEDIA if _takes(model, name)), None)
+    if media is None:
+        return None
+    if _dual_encoder(model) or not _names_media_token(config):
+        return ["input_ids", media]
     return None
 
 
@@ -284,7 +360,8 @@ def default_inputs(model: nn.Module, config: Any) -> list[InputShape] | None:
     """The inputs a forward of ``model`` usually takes; None when none can be told (then
     `input_hint` says what to pass)."""
     main = _main(model)
-    names = ["input_ids", "pixel_values"] if _dual_encoder(model) else [main]
+    both = _text_and_media(model, config)
+    names = [main, *(name for name in both if name != main)] if both and main in both else both or [main]
     if getattr(config, "is_encoder_decoder", False) and _takes(model, "decoder_input_ids"):
         names.append("decoder_input_ids")
     # An input the forward cannot run without (a text-video model's ids beside its clip)
@@ -293,7 +370,8 @@ def default_inputs(model: nn.Module, config: Any) -> list[InputShape] | None:
     for name in names:
         if name == "decoder_input_ids":
             decoder = _first_int(_sub(config, "decoder"), "max_target_positions", "max_position_embeddings")
-            inputs.append(InputShape(name, (1, min(TOKENS, decoder or TOKENS)), torch.long))
+            vocab = _vocab(_sub(config, "decoder"))
+            inputs.append(InputShape(name, (1, min(TOKENS, decoder or TOKENS)), torch.long, vocab=vocab))
             continue
         made = _make(model, config, name)
         if made is None:
@@ -301,7 +379,7 @@ def default_inputs(model: nn.Module, config: Any) -> list[InputShape] | None:
         inputs.append(made)
     first = next(iter(_parameters(model)), None)
     if len(inputs) == 1 and first in (None, inputs[0].name):  # positional, as the model's own examples call it
-        return [InputShape(None, inputs[0].shape, inputs[0].dtype)]
+        return [replace(inputs[0], name=None)]
     return inputs
 
 

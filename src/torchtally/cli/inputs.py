@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..engine.inputs import model_float_dtype
+from ..engine.inputs import model_device, model_float_dtype
 from .errors import CLIError
 from .values import parse_dtype, parse_shape
 
@@ -23,9 +23,15 @@ class InputShape:
     name: str | None
     shape: tuple[int, ...]
     dtype: torch.dtype | None = None  # None: the model's own floating dtype
-    # The values themselves, nested like the shape, for an input whose values the forward
-    # reads (a vision tower's ``grid_thw``): passed as a real tensor, which the run follows.
+    # An input given by value, as a real tensor whose values the run follows (a forward may
+    # read them): ``values``, nested like the shape (a vision tower's ``grid_thw``), or token
+    # ids below ``vocab`` made for the shape (see token_ids).
     values: tuple[Any, ...] | None = None
+    vocab: int | None = None
+
+    @property
+    def valued(self) -> bool:
+        return self.values is not None or self.vocab is not None
 
     def text(self) -> str:
         if self.values is not None:
@@ -33,10 +39,26 @@ class InputShape:
         shape = "x".join(str(d) for d in self.shape)
         return f"{self.name}={shape}" if self.name else shape
 
-    def tensor(self) -> torch.Tensor:
+    def tensor(self, device: torch.device | None = None) -> torch.Tensor:
         """The input with its values (only for one that has them)."""
-        assert self.values is not None
-        return torch.tensor(self.values, dtype=self.dtype)
+        if self.values is not None:
+            return torch.tensor(self.values, dtype=self.dtype, device=device)
+        assert self.vocab is not None
+        return token_ids(self.shape, self.vocab).to(device=device, dtype=self.dtype or torch.long)
+
+
+def token_ids(shape: tuple[int, ...], vocab: int) -> torch.Tensor:
+    """Token ids of this shape spread over the second quarter of the vocabulary, away from the
+    special tokens most vocabularies keep at either end (padding, image placeholders); the
+    same every time."""
+    count = 1
+    for size in shape:
+        count *= size
+    steps = torch.arange(count, dtype=torch.long)
+    if vocab < 8:
+        return (steps % max(vocab, 1)).reshape(shape)
+    span = vocab // 4
+    return (vocab // 4 + steps * 7919 % span).reshape(shape)
 
 
 def _nested(values: Any) -> str:
@@ -79,7 +101,7 @@ def resolve(
         if len(parsed) not in (1, len(shapes)):
             raise CLIError(f"--dtype is given {len(parsed)} times for {len(shapes)} inputs: give one for all or one per input")
         shapes = [
-            s if s.values is not None else replace(s, dtype=parsed[0] if len(parsed) == 1 else parsed[i])
+            s if s.values is not None else replace(s, dtype=parsed[0] if len(parsed) == 1 else parsed[i], vocab=None)
             for i, s in enumerate(shapes)
         ]  # fmt: skip
     if batch_size is not None:
@@ -103,26 +125,43 @@ _TOKEN_DTYPES = {
 def _usual_dtypes(given: list[InputShape], defaults: list[InputShape]) -> list[InputShape]:
     """New sizes for the usual inputs keep their dtypes (a token model's ids stay int64): by
     name, else by position when there are as many."""
-    by_name: dict[str | None, torch.dtype | None] = {s.name: s.dtype for s in defaults if s.name is not None}
+    by_name: dict[str | None, InputShape] = {s.name: s for s in defaults if s.name is not None}
     if given[0].name is not None:
         # A token model's usual input has no name; its ids keep their dtype by their usual names.
-        return [replace(s, dtype=s.dtype or by_name.get(s.name) or _TOKEN_DTYPES.get(str(s.name))) for s in given]
+        return [_like(s, by_name.get(s.name), _TOKEN_DTYPES.get(str(s.name))) for s in given]
     if len(given) == len(defaults):
-        return [replace(s, dtype=d.dtype) for s, d in zip(given, defaults)]
+        return [_like(s, d, None) for s, d in zip(given, defaults)]
     return given
+
+
+def _like(given: InputShape, usual: InputShape | None, dtype: torch.dtype | None) -> InputShape:
+    """A new size for a usual input: its dtype, and token ids stay token ids of the vocabulary."""
+    if usual is None:
+        return replace(given, dtype=given.dtype or dtype)
+    same_ids = usual.vocab is not None and len(given.shape) == len(usual.shape)
+    return replace(given, dtype=given.dtype or usual.dtype, vocab=usual.vocab if same_ids else None)
 
 
 def analyze_arguments(shapes: list[InputShape], model: nn.Module) -> dict[str, Any]:
     """``input_size`` and ``dtypes`` for `tt.analyze` (keyword inputs as dicts); inputs given
-    by their values as ``forward_kwargs`` (real tensors)."""
+    by value as real tensors (on the CPU for a meta-device model): ``input_data`` when every
+    input is, else keyword inputs in ``forward_kwargs``."""
     float_dtype = model_float_dtype(model)
-    valued = {str(s.name): s.tensor() for s in shapes if s.values is not None}
-    shapes = [s for s in shapes if s.values is None]
+    device = model_device(model)
+    device = torch.device("cpu") if device.type == "meta" else device
+    if shapes and all(s.valued for s in shapes):
+        positional = tuple(s.tensor(device) for s in shapes if s.name is None)
+        named = {s.name: s.tensor(device) for s in shapes if s.name is not None}
+        if not positional:
+            return {"input_data": named}
+        return {"input_data": positional, "forward_kwargs": named} if named else {"input_data": positional}
+    valued = {s.name: s.tensor(device) for s in shapes if s.valued and s.name is not None}
+    shapes = [s for s in shapes if s.name not in valued]
     arguments: dict[str, Any]
     if shapes and shapes[0].name is not None:
-        named = {s.name: s.shape for s in shapes if s.name is not None}
+        named_sizes = {s.name: s.shape for s in shapes if s.name is not None}
         dtypes = {s.name: s.dtype or float_dtype for s in shapes if s.name is not None}
-        arguments = {"input_size": named, "dtypes": dtypes}
+        arguments = {"input_size": named_sizes, "dtypes": dtypes}
     else:
         arguments = {"input_size": [s.shape for s in shapes], "dtypes": [s.dtype or float_dtype for s in shapes]}
     if valued:
