@@ -16,8 +16,9 @@ after S seconds. A model that was analysed is checked:
 - that no fake tensor is left anywhere in the model afterwards.
 
 Outcomes: ``analysed`` (every check held), ``count differs`` (the checks found a
-difference, named), ``needs input`` (the one-line error names what to pass), ``not
-buildable`` (the type has no model class or its default config cannot build), ``failed``
+difference, named), ``needs input`` (the one-line error names what to pass), ``no
+forward`` (the class is used through other methods: encode, decode), ``not buildable`` (the
+type has no model class or its default config cannot build), ``failed``
 (analysis error), ``crashed`` (an unexpected exception: a bug), ``timeout``. The table
 counts outcomes and their causes."""
 
@@ -144,7 +145,7 @@ def check_one(spec: str) -> tuple[str, str]:
     try:
         built = build(spec, options)
     except CLIError as error:
-        return "not buildable", _cause(str(error))
+        return "no forward" if "has no forward()" in str(error) else "not buildable", _cause(str(error))
     try:
         shapes = resolve(None, built.inputs, None, None, spec, built.hint)
     except CLIError as error:
@@ -278,12 +279,12 @@ def main() -> None:
                 print(f"{spec:50s} {outcome:14s} {seconds:6.1f}s  {cause}", flush=True)
     print(f"\nEcosystem sweep, {datetime.date.today()}, torch {torch.__version__}, "
           f"{time.perf_counter() - started:.0f} s\n")
-    print("| source | tried | analysed | count differs | needs input | not buildable | failed | crashed | timeout |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    outcomes = ("analysed", "count differs", "needs input", "no forward", "not buildable", "failed", "crashed", "timeout")
+    print("| source | tried | " + " | ".join(outcomes) + " |")
+    print("|---|---:|" + "---:|" * len(outcomes))
     for source, rows in results.items():
         counts = collections.Counter(outcome for _, outcome, _ in rows)
-        cells = [str(counts.get(k, 0)) for k in
-                 ("analysed", "count differs", "needs input", "not buildable", "failed", "crashed", "timeout")]
+        cells = [str(counts.get(k, 0)) for k in outcomes]
         print(f"| {source} | {len(rows)} | " + " | ".join(cells) + " |")
     print("\nCauses (outcome: cause — models):")
     for source, rows in results.items():

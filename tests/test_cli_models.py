@@ -353,3 +353,25 @@ def test_token_ids_are_given_by_value_so_a_forward_may_read_them() -> None:
         model = _Lengths()
     report = tt.analyze(model, **analyze_arguments(found, model))
     assert report.execution == "fake" and report.total_macs == 128 * 8 * 8  # the linear: 128 tokens x 8 x 8
+
+
+NO_FORWARD = textwrap.dedent(
+    """
+    import torch
+
+    class Codebook(torch.nn.Module):  # used through encode(), as a VQ-VAE is
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 2)
+
+        def encode(self, x):
+            return self.proj(x)
+    """
+)
+
+
+def test_a_module_without_a_forward_is_said_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "codebook.py").write_text(NO_FORWARD)
+    assert main([f"{tmp_path / 'codebook.py'}:Codebook", "--input-size", "1", "4"]) != EXIT_OK
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Codebook has no forward() (it is used through encode())" in err

@@ -10,6 +10,7 @@ costs no memory and never needs weights."""
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,8 +84,22 @@ def build(spec: str, options: ModelOptions) -> BuiltModel:
             raise CLIError(f"--model-dtype {options.model_dtype}: {one_line(exc)}") from exc
     if options.weights is not None:
         load_weights(model, options.weights, options.device)
+    _check_forward(model, spec)
     hint = input_hint(model) if inputs is None and hasattr(model, "main_input_name") else None
     return BuiltModel(model, inputs, hint)
+
+
+def _check_forward(model: nn.Module, spec: str) -> None:
+    """A module class without a forward of its own (a VQ-VAE used through encode/decode) has no
+    forward pass to analyse: said in one line, not as a TypeError from inside torch."""
+    if type(model).forward is not nn.Module.forward:
+        return
+    methods = [name for name in ("encode", "decode", "generate") if inspect.ismethod(getattr(model, name, None))]
+    used = f" (it is used through {', '.join(m + '()' for m in methods)})" if methods else ""
+    raise CLIError(
+        f"{spec}: {type(model).__name__} has no forward(){used}: there is no forward pass to analyse; "
+        "wrap the call you want in a module's forward, or name another class with --hf-class"
+    )
 
 
 def _build(spec: str, options: ModelOptions) -> tuple[nn.Module, list[InputShape] | None]:
