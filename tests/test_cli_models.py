@@ -375,3 +375,48 @@ def test_a_module_without_a_forward_is_said_in_one_line(tmp_path: Path, capsys: 
     assert main([f"{tmp_path / 'codebook.py'}:Codebook", "--input-size", "1", "4"]) != EXIT_OK
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Codebook has no forward() (it is used through encode())" in err
+
+
+class _LinearPatches(nn.Module):  # LFM-VL-like: a linear patch embedding, the layout documented as an expression
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch_embed = nn.Linear(3 * 2 * 4 * 4, 8)
+
+    def forward(self, pixel_values: object, grid_thw: object) -> object:
+        """pixel_values (`torch.Tensor` of shape `(num_patches, in_channels * temporal_patch_size * patch_size**2)`):
+        the patches."""
+        return pixel_values
+
+
+class _TokenPatches(nn.Module):  # Inkling2-like: pixels per merged token, the grid counted in tokens
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch_embedding = nn.Linear(4 * 4 * 3, 8)
+
+    def forward(self, pixel_values: object, image_grid_thw: object) -> object:
+        """pixel_values (`torch.Tensor` of shape `(num_image_tokens, patch_size * spatial_merge_size, patch_size * spatial_merge_size, num_channels)`):
+        the patches of each token."""
+        return pixel_values
+
+
+class _SquarePatches(nn.Module):  # Kimi-like: a 2-D convolution over (patches, channels, patch, patch)
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, 8, 4, stride=4)
+
+    def forward(self, pixel_values: object, grid_thw: object) -> object:
+        return pixel_values
+
+
+def test_packed_patches_follow_the_patch_embedding_and_the_documented_layout() -> None:
+    config = _PackedConfig()  # 16 px, patches of 4, merged 2 x 2: 4 x 4 patches
+    config.patch_size, config.in_channels, config.temporal_patch_size = 4, 3, 2  # type: ignore[attr-defined]
+    config.num_channels = 3  # type: ignore[attr-defined]
+    found = default_inputs(_LinearPatches(), config)
+    # 16 patches of 3 x 2 x 4**2 = 96 values, as the expression documents
+    assert found is not None and [(s.name, s.shape) for s in found] == [("pixel_values", (16, 96)), ("grid_thw", (1, 3))]
+    found = default_inputs(_TokenPatches(), config)
+    # 16 patches = 4 tokens of (4 x 2) x (4 x 2) x 3; the grid counted in tokens: 2 x 2
+    assert found is not None and found[0].shape == (4, 8, 8, 3) and found[1].values == ((1, 2, 2),)
+    found = default_inputs(_SquarePatches(), config)
+    assert found is not None and found[0].shape == (16, 3, 4, 4) and found[1].values == ((1, 4, 4),)

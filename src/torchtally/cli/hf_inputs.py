@@ -10,6 +10,7 @@ main input's own modality."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 from dataclasses import replace
@@ -151,37 +152,113 @@ def _latents(config: Any) -> InputShape | None:
     return InputShape("latents", (1, hidden, int(rate)))
 
 
-def _patch_conv(model: nn.Module) -> nn.Conv2d | nn.Conv3d | None:
-    """The patch embedding: the first 2-D or 3-D convolution whose stride is its kernel."""
-    for module in model.modules():
+def _patch_embedding(model: nn.Module) -> nn.Module | None:
+    """The patch embedding: the first 2-D or 3-D convolution whose stride is its kernel, else
+    the first linear layer named for patches (``patch_embed``)."""
+    linear = None
+    for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Conv3d)) and module.kernel_size == module.stride:
             return module
-    return None
+        if linear is None and isinstance(module, nn.Linear) and "patch" in name:
+            linear = module
+    return linear
+
+
+def _grid_name(model: nn.Module) -> str | None:
+    """The forward's argument holding the grid of patches (``grid_thw``, ``image_grid_thw``)."""
+    return next((name for name in _parameters(model) if name.endswith("grid_thw")), None)
 
 
 def _packed(model: nn.Module, config: Any, name: str) -> InputShape | None:
     """A vision tower that takes one image's patches packed with their grid (Qwen2-VL-like:
     ``grid_thw``, whose values the forward reads): an image of the config's size (rounded
-    down to whole merged patches) as its patch embedding reads it, flattened per patch
-    (``(patches, channels x frames x patch x patch)``) unless the forward documents five
-    dimensions (``(1, patches, channels, patch, patch)``); the grid is ``[[1, h, w]]`` in
-    patches, given by value."""
-    conv = _patch_conv(model)
-    if conv is None:
-        return None
+    down to whole merged patches), the grid ``[[1, rows, columns]]`` in patches, given by
+    value, and the patches as the patch embedding reads them: flattened for a 3-D convolution
+    or a linear layer (``(patches, channels x frames x patch x patch)``), as the forward
+    documents them where it does (``(num_patches, num_channels * patch_size**2)``,
+    ``(batch_size, sequence_length, channels, patch, patch)``), else ``(patches, channels,
+    patch, patch)`` for a 2-D convolution."""
+    embedding = _patch_embedding(model)
     configs = _sub(config, "vision_config")
-    patch = int(conv.kernel_size[-1])
-    merge = _first_int(configs, "spatial_merge_size") or 1
+    if isinstance(embedding, (nn.Conv2d, nn.Conv3d)):
+        patch: int | None = int(embedding.kernel_size[-1])
+        elements = embedding.in_channels
+        for size in embedding.kernel_size:
+            elements *= int(size)
+    elif isinstance(embedding, nn.Linear):
+        patch, elements = _first_int(configs, "patch_size"), embedding.in_features
+    else:
+        return None
+    if patch is None:
+        return None
+    kernel = getattr(configs[-1], "merge_kernel_size", None)
+    merge = _first_int(configs, "spatial_merge_size") or (int(kernel[0]) if isinstance(kernel, (list, tuple)) else 1)
     height, width = _size(configs, model)
     rows, cols = (max(side // patch // merge, 1) * merge for side in (height, width))
-    if name == "grid_thw":
-        return InputShape(name, (1, 3), torch.long, values=((1, rows, cols),))
-    if len(_documented_dims(model, name) or ()) == 5:
-        return InputShape(name, (1, rows * cols, conv.in_channels, *conv.kernel_size))
-    features = conv.in_channels
-    for size in conv.kernel_size:
-        features *= int(size)
-    return InputShape(name, (rows * cols, features))
+    grid = _grid_name(model)
+    if name == grid:
+        # counted in patches, or in the merged tokens the pixels come in where they are documented so
+        main = _main(model)
+        counted = (_documented_dims(model, main) or [""])[0] if main != grid else ""
+        step = merge if "token" in counted else 1
+        return InputShape(name, (1, 3), torch.long, values=((1, rows // step, cols // step),))
+    count = rows * cols
+    if isinstance(embedding, nn.Conv3d):
+        return InputShape(name, (count, elements))
+    dims = _documented_dims(model, name) or []
+    if isinstance(embedding, nn.Conv2d) and len(dims) == 5:
+        return InputShape(name, (1, count, embedding.in_channels, *embedding.kernel_size))
+    documented = _packed_as_documented(dims, configs, count * elements)
+    if documented is not None:
+        return InputShape(name, documented)
+    if isinstance(embedding, nn.Conv2d):
+        return InputShape(name, (count, embedding.in_channels, *embedding.kernel_size))
+    return InputShape(name, (count, elements))
+
+
+def _packed_as_documented(dims: list[str], configs: list[Any], elements: int) -> tuple[int, ...] | None:
+    """Packed patches as documented: a count first, then dimensions the config gives (names,
+    numbers and their products and powers, ``patch_size * spatial_merge_size``); the count is
+    what holds ``elements`` values. None when the docs give no such shape or it does not fit."""
+    if len(dims) < 2 or dims[0] == "batch_size":
+        return None
+    rest = [_evaluated(dim, configs) for dim in dims[1:]]
+    if any(size is None or size < 1 for size in rest):
+        return None
+    sizes = [int(size) for size in rest if size is not None]
+    each = 1
+    for size in sizes:
+        each *= size
+    if elements % each:
+        return None
+    return (elements // each, *sizes)
+
+
+def _evaluated(expression: str, configs: list[Any]) -> int | None:
+    """An arithmetic expression over the config's integers (``in_channels * patch_size**2``)."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+
+    def value(node: ast.AST) -> int | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.Name):
+            return _first_int(configs, node.id)
+        if isinstance(node, ast.BinOp):
+            left, right = value(node.left), value(node.right)
+            if left is None or right is None:
+                return None
+            if isinstance(node.op, ast.Mult):
+                return left * right
+            if isinstance(node.op, ast.Pow) and 0 <= right <= 4:
+                return int(left**right)
+            if isinstance(node.op, ast.FloorDiv) and right:
+                return left // right
+        return None
+
+    return value(tree)
 
 
 def _parameters(model: nn.Module) -> dict[str, inspect.Parameter]:
@@ -202,7 +279,7 @@ def _required(model: nn.Module) -> list[str]:
     plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return [
         name for name, p in _parameters(model).items()
-        if p.kind in plain and (p.default is inspect.Parameter.empty or name == "grid_thw")
+        if p.kind in plain and (p.default is inspect.Parameter.empty or name.endswith("grid_thw"))
     ]  # fmt: skip
 
 
@@ -275,7 +352,8 @@ def _documented_dims(model: nn.Module, name: str) -> list[str] | None:
 
 
 def _from_config(model: nn.Module, config: Any, name: str) -> InputShape | None:
-    if _takes(model, "grid_thw") and name != "input_ids" and name in ("grid_thw", _main(model)):
+    grid = _grid_name(model)
+    if grid is not None and name != "input_ids" and name in (grid, _main(model)):
         return _packed(model, config, name)
     if name == "input_ids":
         return InputShape(name, _tokens(config), torch.long, vocab=_vocab(_sub(config, "text_config")))
