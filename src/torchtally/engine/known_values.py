@@ -58,6 +58,8 @@ VALUE_FREE = _overloads(
     "arange", "full", "zeros", "ones", "scalar_tensor", "eye", "zeros_like", "ones_like", "full_like",
     "new_zeros", "new_ones", "new_full",
 )
+# The same by id: the dispatch mode asks for every operator, and an OpOverload hashes in Python.
+VALUE_FREE_IDS = frozenset(id(func) for func in VALUE_FREE)
 # Operators that leave elements unset (or rebind a storage): never run on the copies.
 _GARBAGE_PREFIXES = ("empty", "new_empty", "resize", "set_", "_resize")
 _RUNNABLE: dict[OpOverload, bool] = {}
@@ -143,7 +145,8 @@ class KnownValues:
         Its copy lives on a copy of its storage, shared by every tensor noted from that storage
         (a view and its base stay aliased, as their fake twins are)."""
         if (
-            type(real) not in _PLAIN
+            real.dtype not in _TRACKED  # first: nearly every twin (weights, float buffers) stops here
+            or type(real) not in _PLAIN
             or real.device.type == "meta"
             or real.requires_grad
             or real.is_quantized
