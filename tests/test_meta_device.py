@@ -95,3 +95,26 @@ def test_a_meta_lstm_runs_and_keeps_its_flat_weights() -> None:
     # per step: 4 gates x (input 4 -> 3 and hidden 3 -> 3) = 4*(4*3 + 3*3) = 84 MACs; 5 steps
     assert report.total_macs == 5 * 84
     assert all(a is b for a, b in zip(lstm._flat_weights, flat))
+
+
+class CastsItsLayerInForward(nn.Module):
+    """A router that casts its classifier to its dtype on every call (as switch_transformers' does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classifier = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.classifier = self.classifier.to(torch.float32)
+        return self.classifier(x)
+
+
+def test_a_meta_model_that_casts_a_layer_in_its_forward_runs() -> None:
+    # Module.to() swaps a fake parameter for its converted copy (torch.utils.swap_tensors), which
+    # refuses a tensor that has a weak reference: the stand-ins nn.Parameter(twin) made (their
+    # detach went through FakeTensorMode, which keeps one) could not be swapped.
+    model = _meta(CastsItsLayerInForward)
+    weight = model.classifier.weight
+    report = tt.analyze(model, input_size=(2, 4))
+    assert report.total_macs == 2 * 4 * 4  # linear 4 -> 4 over 2 rows
+    assert model.classifier.weight is weight and weight.is_meta
