@@ -209,3 +209,32 @@ def test_inputs_that_are_views_of_one_tensor_keep_their_values_and_their_aliasin
     report = tt.analyze(model, input_data={"x": torch.empty(5, 4, device="meta"), "grid": grid, "flat": grid.view(-1)})
     assert report.execution == "fake" and report.total_macs == 3 * 4 * 4  # the write through flat is seen: 3 rows
     assert grid.tolist() == [[1, 2, 3]]  # and never reaches the user's tensor
+
+
+class _PaddedConv(nn.Module):
+    """An EnCodec/Mimi-like convolution: its stride a 0-dim buffer, the padding computed from
+    it as ceil((length - kernel) / stride) in floating point, read with .item()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(2, 4, 3, stride=2)
+        self.stride = nn.Buffer(torch.tensor(2), persistent=False)
+        self.kernel = nn.Buffer(torch.tensor(3), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        frames = torch.ceil((x.shape[-1] - self.kernel) / self.stride).to(torch.int64) + 1
+        extra = int(frames * self.stride + self.kernel - self.stride) - x.shape[-1]
+        return self.conv(F.pad(x, (0, extra)))
+
+
+def test_a_meta_built_model_keeps_its_integer_scalars_and_computes_its_padding() -> None:
+    from torchtally.cli.huggingface import _scalars_kept_real
+
+    meta = torch.device("meta")
+    with meta, _scalars_kept_real(meta):
+        model = _PaddedConv()
+    assert model.conv.weight.is_meta and model.stride.device.type == "cpu"
+    report = tt.analyze(model, input_size=(1, 2, 10))
+    # length 10, kernel 3, stride 2: ceil(7 / 2) + 1 = 5 frames, padded to 5 * 2 + 1 = 11:
+    # 5 outputs x 4 channels x (2 x 3) inputs = 120 MACs
+    assert report.execution == "fake" and report.total_macs == 5 * 4 * 2 * 3

@@ -279,7 +279,7 @@ def _required(model: nn.Module) -> list[str]:
     plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return [
         name for name, p in _parameters(model).items()
-        if p.kind in plain and (p.default is inspect.Parameter.empty or name.endswith("grid_thw"))
+        if p.kind in plain and (p.default is inspect.Parameter.empty or name == "grid_thw")
     ]  # fmt: skip
 
 

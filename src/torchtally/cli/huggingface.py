@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .errors import CLIError, one_line
 from .hf_classes import candidate_classes
@@ -21,6 +22,33 @@ from .inputs import InputShape
 from .suggest import did_you_mean
 
 NEVER_DOWNLOADS = "torchtally never downloads: save the config.json locally and pass its path"
+
+
+class _ScalarsOnCpu(TorchFunctionMode):
+    """Inside a meta-device build: a tensor made from one Python integer or bool
+    (``torch.tensor(stride)``, a convolution's stride kept as a buffer) stays real, on the
+    CPU, so a forward that computes its padding from it can run; everything else goes to the
+    meta device. A 0-dimensional CPU tensor mixes with tensors of any device."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if (
+            func in _SCALAR_MAKERS
+            and kwargs.get("device") is None
+            and args
+            and type(args[0]) in (int, bool)
+            and kwargs.get("dtype", torch.int64) in _INTEGRAL
+        ):
+            kwargs["device"] = "cpu"
+        return func(*args, **kwargs)
+
+
+_SCALAR_MAKERS = (torch.tensor, torch.as_tensor)
+_INTEGRAL = (None, torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _scalars_kept_real(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    return _ScalarsOnCpu() if device.type == "meta" else contextlib.nullcontext()
 
 
 def _transformers() -> Any:
@@ -134,7 +162,7 @@ def build_hf(
         model = None
         for position, cls in enumerate(classes):
             try:
-                with torch.device(device):
+                with torch.device(device), _scalars_kept_real(device):
                     model = _instantiate(cls, config, kwargs)
                 break
             except ValueError as exc:  # "Unrecognized configuration class": try the next class

@@ -7,7 +7,8 @@ grids, sequence lengths, offsets), and their values can be known: the user gave 
 they were computed from known ones, or made by ``arange`` / ``full`` / a tensor literal.
 
 So an integer or bool tensor of at most ``LIMIT`` elements (of its storage) whose values are
-known keeps a real CPU copy beside its fake tensor. An operator whose every tensor argument
+known keeps a real CPU copy beside its fake tensor (a small floating tensor too, when it was
+computed from known values: a padding is ``ceil(length / stride)``). An operator whose every tensor argument
 has a known value is also run on the copies (a few elements), and its integer results keep
 theirs; when the fake kernel cannot give a result (a shape or a Python number that depends
 on values), the real one gives it: its fake tensor is made from the real result's shape, and
@@ -36,7 +37,11 @@ from torch.utils._mode_utils import no_dispatch
 from .fakes import FakeConverter, new_fake
 
 LIMIT = 4096  # most elements of a known tensor's storage
-_TRACKED = frozenset({torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64})
+_TRACKED = frozenset({
+    torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+    torch.float16, torch.bfloat16, torch.float32, torch.float64,
+})  # fmt: skip  (floats: a padding computed as ceil(length / stride))
+_INTEGRAL = frozenset({torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64})
 _CPU = torch.device("cpu")
 _PLAIN = tuple(t for t in (torch.Tensor, torch.nn.Parameter, getattr(torch.nn, "Buffer", None)) if t is not None)
 
@@ -62,15 +67,15 @@ VALUE_FREE = _overloads(
 VALUE_FREE_IDS = frozenset(id(func) for func in VALUE_FREE)
 # Operators that leave elements unset (or rebind a storage): never run on the copies.
 _GARBAGE_PREFIXES = ("empty", "new_empty", "resize", "set_", "_resize")
-_RUNNABLE: dict[OpOverload, bool] = {}
+_RUNNABLE: dict[int, bool] = {}  # by id(func), as every cache here: an OpOverload hashes in Python
 
 
 def _runnable(func: OpOverload) -> bool:
     """Whether running ``func`` on the copies is safe: aten or prims, not random, nothing unset."""
-    allowed = _RUNNABLE.get(func)
+    allowed = _RUNNABLE.get(id(func))
     if allowed is None:
         name = func.overloadpacket.__name__
-        allowed = _RUNNABLE[func] = (
+        allowed = _RUNNABLE[id(func)] = (
             func.namespace in ("aten", "prims")
             and torch.Tag.nondeterministic_seeded not in func.tags
             and not name.startswith(_GARBAGE_PREFIXES)
@@ -78,14 +83,14 @@ def _runnable(func: OpOverload) -> bool:
     return allowed
 
 
-_WRITTEN: dict[OpOverload, tuple[tuple[int, str], ...]] = {}
+_WRITTEN: dict[int, tuple[tuple[int, str], ...]] = {}
 
 
 def _written(func: OpOverload) -> tuple[tuple[int, str], ...]:
     """The (position, name) of each argument ``func`` writes to."""
-    written = _WRITTEN.get(func)
+    written = _WRITTEN.get(id(func))
     if written is None:
-        written = _WRITTEN[func] = tuple(
+        written = _WRITTEN[id(func)] = tuple(
             (i, a.name) for i, a in enumerate(func._schema.arguments) if a.alias_info is not None and a.alias_info.is_write
         )
     return written
@@ -145,7 +150,8 @@ class KnownValues:
         Its copy lives on a copy of its storage, shared by every tensor noted from that storage
         (a view and its base stay aliased, as their fake twins are)."""
         if (
-            real.dtype not in _TRACKED  # first: nearly every twin (weights, float buffers) stops here
+            real.dtype not in _INTEGRAL  # first: nearly every twin (weights, float buffers) stops here;
+            # floats are known only as computed from known values
             or type(real) not in _PLAIN
             or real.device.type == "meta"
             or real.requires_grad
@@ -171,7 +177,7 @@ class KnownValues:
     def instead(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
         """After the fake kernel refused a call (its result depends on values): (True, the
         result from the known values) when every tensor argument is known, else (False, None)."""
-        if not (self.values or func in VALUE_FREE) or not _runnable(func):
+        if not (self.values or id(func) in VALUE_FREE_IDS) or not _runnable(func):
             return False, None
         real_out = self._run(func, args, kwargs)
         if real_out is _NOT_KNOWN:
@@ -202,7 +208,7 @@ class KnownValues:
 
     def _run(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """``func`` on the real copies of its arguments; _NOT_KNOWN when one has none."""
-        blank = func in VALUE_FREE
+        blank = id(func) in VALUE_FREE_IDS
         seen = [blank, False]  # [a known tensor was found (or none is needed), one is unknown]
         real_args = [self._real(a, blank, seen) for a in args]
         real_kwargs = {k: self._real(v, blank, seen) for k, v in kwargs.items()}
