@@ -238,3 +238,48 @@ def test_a_meta_built_model_keeps_its_integer_scalars_and_computes_its_padding()
     # length 10, kernel 3, stride 2: ceil(7 / 2) + 1 = 5 frames, padded to 5 * 2 + 1 = 11:
     # 5 outputs x 4 channels x (2 x 3) inputs = 120 MACs
     assert report.execution == "fake" and report.total_macs == 5 * 4 * 2 * 3
+
+
+class _Levels(nn.Module):
+    """DETR-like: the feature levels' shapes written one by one into an empty tensor, then
+    read to split the flattened features (the empty tensor's unset elements are all written)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, big: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
+        shapes = torch.empty((2, 2), dtype=torch.long)
+        for level, source in enumerate((big, small)):
+            shapes[level, 0], shapes[level, 1] = source.shape[-2:]
+        flat = torch.cat([big.flatten(2), small.flatten(2)], dim=2).transpose(1, 2)  # (1, 20, 4)
+        parts = flat.split(shapes.prod(1).tolist(), dim=1)
+        return torch.cat([self.lin(part) for part in parts], dim=1)
+
+
+def test_an_empty_tensor_filled_element_by_element_has_the_values_written() -> None:
+    with torch.device("meta"):
+        model = _Levels()
+    report = tt.analyze(model, input_size={"big": (1, 4, 4, 4), "small": (1, 4, 2, 2)})
+    # 16 + 4 positions through a 4 x 4 linear
+    assert report.execution == "fake" and report.total_macs == (16 + 4) * 4 * 4
+
+
+class _Sparse(nn.Module):
+    """Gemma3n-like: a cut-off from a float literal through a distribution, which validates
+    its argument (reads its value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        multiplier = torch.distributions.Normal(0, 1, validate_args=True).icdf(torch.tensor(0.95))
+        return self.lin(torch.relu(x - x.std(-1, keepdim=True) * multiplier))
+
+
+def test_a_float_literal_is_known() -> None:
+    with torch.device("meta"):
+        model = _Sparse()
+    report = tt.analyze(model, input_size=(3, 4))
+    assert report.execution == "fake" and report.total_macs == 3 * 4 * 4

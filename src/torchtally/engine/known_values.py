@@ -59,14 +59,19 @@ def _overloads(*names: str) -> frozenset[OpOverload]:
 
 # Operators whose result's values do not depend on their tensor arguments' values: a known
 # result even when the arguments' values are unknown (or there are none).
+# An empty tensor's elements are unspecified: zeros are one thing a real run may find there,
+# so an empty tensor is known as zeros (a forward that fills it, element by element, then
+# has the values it wrote: DETR-like spatial shapes).
+_EMPTY = _overloads("empty", "empty_like", "new_empty", "empty_strided", "empty_permuted")
+_EMPTY_IDS = frozenset(id(func) for func in _EMPTY)
 VALUE_FREE = _overloads(
     "arange", "full", "zeros", "ones", "scalar_tensor", "eye", "zeros_like", "ones_like", "full_like",
     "new_zeros", "new_ones", "new_full",
-)
+) | _EMPTY
 # The same by id: the dispatch mode asks for every operator, and an OpOverload hashes in Python.
 VALUE_FREE_IDS = frozenset(id(func) for func in VALUE_FREE)
 # Operators that leave elements unset (or rebind a storage): never run on the copies.
-_GARBAGE_PREFIXES = ("empty", "new_empty", "resize", "set_", "_resize")
+_GARBAGE_PREFIXES = ("resize", "set_", "_resize")
 _RUNNABLE: dict[int, bool] = {}  # by id(func), as every cache here: an OpOverload hashes in Python
 
 
@@ -150,8 +155,9 @@ class KnownValues:
         Its copy lives on a copy of its storage, shared by every tensor noted from that storage
         (a view and its base stay aliased, as their fake twins are)."""
         if (
-            real.dtype not in _INTEGRAL  # first: nearly every twin (weights, float buffers) stops here;
-            # floats are known only as computed from known values
+            # first: nearly every twin (weights, float buffers) stops here; a float is known as
+            # a literal's single number (torch.tensor(0.95)) or as computed from known values
+            (real.dtype not in _INTEGRAL and (real.dtype not in _TRACKED or real.numel() > 1))
             or type(real) not in _PLAIN
             or real.device.type == "meta"
             or real.requires_grad
@@ -216,7 +222,8 @@ class KnownValues:
             return _NOT_KNOWN
         try:
             with no_dispatch():
-                return func(*real_args, **real_kwargs)
+                out = func(*real_args, **real_kwargs)
+                return out.zero_() if id(func) in _EMPTY_IDS else out
         except Exception:  # noqa: BLE001 - the real kernel refusing: the value stays unknown
             return _NOT_KNOWN
 
