@@ -86,6 +86,18 @@ def _vocab(configs: list[Any]) -> int | None:
     return _first_int(configs, "vocab_size")
 
 
+def _prefixed_tokens(config: Any, name: str) -> InputShape | None:
+    """Token ids of a named part (``qformer_input_ids``): of the sub-config of that name
+    (``qformer_config``) where there is one, else of the model's own text."""
+    part = getattr(config, name[: -len("_input_ids")] + "_config", None)
+    configs = [part] if part is not None and not isinstance(part, (dict, int, str)) else _sub(config, "text_config")
+    vocab = _vocab(configs)
+    if vocab is None:
+        return None
+    limit = _first_int(configs, "max_position_embeddings", "n_positions", "max_seq_len")
+    return InputShape(name, (1, min(TOKENS, limit or TOKENS)), torch.long, vocab=vocab)
+
+
 def _tokens(config: Any) -> tuple[int, int]:
     limit = _first_int(_sub(config, "text_config", "decoder"), "max_position_embeddings", "n_positions", "max_seq_len")
     return 1, min(TOKENS, limit or TOKENS)
@@ -122,11 +134,24 @@ def _audio(model: nn.Module, config: Any, main: str) -> InputShape | None:
         positions = _first_int(configs, "max_position_embeddings")  # one position per stride-2 frame pair
     if mels is not None and positions is not None:  # Whisper-like: (batch, mels, frames), frames fixed
         return InputShape(main, (1, mels, 2 * positions))
-    if mels is not None:  # conformer-like: (batch, frames, mels)
+    if mels is not None:  # conformer-like: (batch, frames, mels), or stacks of frames the first layer reads
+        stacked = _first_linear_width(model)
+        if stacked is not None and stacked > mels and stacked % mels == 0:
+            return InputShape(main, (1, MEL_FRAMES * mels // stacked, stacked))
         return InputShape(main, (1, MEL_FRAMES, mels))
     features = _first_int(configs, "input_feat_per_channel", "input_feat_size", "feature_size", "feature_projection_input_dim")
     if features is not None:  # filterbank frames: (batch, frames, features)
         return InputShape(main, (1, 584, features * (_first_int(configs, "input_channels") or 1)))
+    return None
+
+
+def _first_linear_width(model: nn.Module) -> int | None:
+    """The input width of the model's first layer with weights, where that is a linear layer."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            return int(module.in_features)
+        if any(True for _ in module.parameters(recurse=False)):
+            return None
     return None
 
 
@@ -357,6 +382,8 @@ def _from_config(model: nn.Module, config: Any, name: str) -> InputShape | None:
         return _packed(model, config, name)
     if name == "input_ids":
         return InputShape(name, _tokens(config), torch.long, vocab=_vocab(_sub(config, "text_config")))
+    if name.endswith("_input_ids") and name != "decoder_input_ids":
+        return _prefixed_tokens(config, name)
     if name in ("aspect_ratio_ids", "aspect_ratio_mask") or (name == "pixel_values" and _takes(model, "aspect_ratio_ids")):
         return _tiles(config, name)
     if name in ("pixel_values", "pixel_values_videos"):
