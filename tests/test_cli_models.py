@@ -420,3 +420,36 @@ def test_packed_patches_follow_the_patch_embedding_and_the_documented_layout() -
     assert found is not None and found[0].shape == (4, 8, 8, 3) and found[1].values == ((1, 2, 2),)
     found = default_inputs(_SquarePatches(), config)
     assert found is not None and found[0].shape == (16, 3, 4, 4) and found[1].values == ((1, 4, 4),)
+
+
+class _MisdocumentedMels(nn.Module):  # Canary-like: the docs name a waveform, the model reads mel frames
+    main_input_name = "input_features"
+
+    def forward(self, input_features: object) -> object:
+        """input_features (`torch.Tensor` of shape `(batch_size, audio_length)`):
+        audio."""
+        return input_features
+
+
+class _StackedFrames(nn.Module):  # Granite-speech-like: the first layer reads 4 mel frames at a time
+    main_input_name = "input_features"
+
+    def __init__(self, subsampled: bool) -> None:
+        super().__init__()
+        self.input_linear = nn.Linear(4 * 8, 16)
+        if subsampled:  # a 2-D convolution first (registered after the linear): frames stay frames
+            self.subsampling = nn.Conv2d(1, 4, 3)
+
+    def forward(self, input_features: object) -> object:
+        return input_features
+
+
+def test_mel_frames_are_read_as_the_first_layer_takes_them_and_a_doc_with_fewer_dimensions_is_ignored() -> None:
+    config = _Config()
+    config.num_mel_bins = 8  # type: ignore[attr-defined]
+    found = default_inputs(_MisdocumentedMels(), config)
+    assert found is not None and found[0].shape == (1, 3000, 8)  # conformer-like, not the documented 2-D
+    found = default_inputs(_StackedFrames(subsampled=False), config)
+    assert found is not None and found[0].shape == (1, 3000 // 4, 32)  # stacks of 4 frames of 8 bins
+    found = default_inputs(_StackedFrames(subsampled=True), config)
+    assert found is not None and found[0].shape == (1, 3000, 8)

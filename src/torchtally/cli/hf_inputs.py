@@ -146,7 +146,11 @@ def _audio(model: nn.Module, config: Any, main: str) -> InputShape | None:
 
 
 def _first_linear_width(model: nn.Module) -> int | None:
-    """The input width of the model's first layer with weights, where that is a linear layer."""
+    """The input width of the model's first layer with weights, where that is a linear layer
+    (in registration order; a model with 2-D convolutions subsamples its frames with them
+    first, as an image: then None)."""
+    if any(isinstance(module, nn.Conv2d) for module in model.modules()):
+        return None
     for module in model.modules():
         if isinstance(module, nn.Linear):
             return int(module.in_features)
@@ -346,12 +350,12 @@ def _make(model: nn.Module, config: Any, name: str) -> InputShape | None:
 
 def _documented(model: nn.Module, config: Any, made: InputShape) -> InputShape | None:
     """``made`` reshaped as the forward's docstring gives it (`of shape `(batch_size, 1,
-    time_steps)``), when its number of dimensions differs: each named dimension from the
+    time_steps)``), when that has more dimensions: each named dimension from the
     config (or its sub-configs), a number as it is, the batch 1, any other the size ``made``
     has in the same place from the right; None when the docs say no different shape."""
     assert made.name is not None
     dims = _documented_dims(model, made.name)
-    if dims is None or len(dims) == len(made.shape):
+    if dims is None or len(dims) <= len(made.shape):  # fewer: a doc naming a waveform for mel features
         return None
     configs = _sub(config, "audio_config", "vision_config", "encoder", "encoder_config", "text_config")
     shape = []

@@ -106,7 +106,7 @@ def _storage_key(tensor: torch.Tensor) -> int:
 
 
 def _small(tensor: torch.Tensor) -> bool:
-    """An integer or bool tensor whose storage holds at most LIMIT elements."""
+    """A tensor of a followed dtype whose storage holds at most LIMIT elements."""
     if tensor.dtype not in _TRACKED or tensor.layout != torch.strided:
         return False
     return int(tensor.untyped_storage().nbytes()) <= LIMIT * tensor.element_size()
