@@ -453,3 +453,24 @@ def test_mel_frames_are_read_as_the_first_layer_takes_them_and_a_doc_with_fewer_
     assert found is not None and found[0].shape == (1, 3000 // 4, 32)  # stacks of 4 frames of 8 bins
     found = default_inputs(_StackedFrames(subsampled=True), config)
     assert found is not None and found[0].shape == (1, 3000, 8)
+
+
+class _NaViT(nn.Module):  # SigLIP2-like: flattened patches, which are valid, and their grid
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch_embedding = nn.Linear(3 * 4 * 4, 8)
+
+    def forward(self, pixel_values: object, pixel_attention_mask: object, spatial_shapes: object) -> object:
+        return pixel_values
+
+
+def test_a_navit_tower_gets_flattened_patches_their_mask_and_their_grid() -> None:
+    config = _Config()
+    config.num_patches, config.patch_size = 16, 4  # type: ignore[attr-defined]
+    found = default_inputs(_NaViT(), config)
+    assert found is not None
+    assert [(s.name, s.shape) for s in found] == [
+        ("pixel_values", (1, 16, 48)), ("pixel_attention_mask", (1, 16)), ("spatial_shapes", (1, 2)),
+    ]  # fmt: skip
+    assert found[2].values == ((4, 4),) and found[1].tensor().sum() == 16  # a 4 x 4 grid, every patch valid
+    assert found[1].text() == "pixel_attention_mask=1x16" and found[2].text() == "spatial_shapes=[[4,4]]"

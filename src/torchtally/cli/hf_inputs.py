@@ -245,6 +245,24 @@ def _packed(model: nn.Module, config: Any, name: str) -> InputShape | None:
     return InputShape(name, (count, elements))
 
 
+def _navit(model: nn.Module, config: Any, name: str) -> InputShape | None:
+    """A NaViT-like tower (SigLIP2: a forward that takes its patches' ``spatial_shapes``): one
+    image of the config's patch count (a square grid of ``num_patches``, else the image size
+    over the patch size), its patches flattened to the linear patch embedding's width, every
+    patch valid, and the grid by value."""
+    embedding = _patch_embedding(model)
+    configs = _sub(config, "vision_config")
+    count, patch = _first_int(configs, "num_patches"), _first_int(configs, "patch_size")
+    side = int(count**0.5) if count is not None else (_size(configs, model)[0] // patch if patch else None)
+    if not isinstance(embedding, nn.Linear) or not side:
+        return None
+    if name == "spatial_shapes":
+        return InputShape(name, (1, 2), torch.long, values=((side, side),))
+    if name == "pixel_attention_mask":
+        return InputShape(name, (1, side * side), torch.long, values=((1,) * (side * side),))
+    return InputShape(name, (1, side * side, embedding.in_features))
+
+
 def _packed_as_documented(dims: list[str], configs: list[Any], elements: int) -> tuple[int, ...] | None:
     """Packed patches as documented: a count first, then dimensions the config gives (names,
     numbers and their products and powers, ``patch_size * spatial_merge_size``); the count is
@@ -384,6 +402,8 @@ def _from_config(model: nn.Module, config: Any, name: str) -> InputShape | None:
     grid = _grid_name(model)
     if grid is not None and name != "input_ids" and name in (grid, _main(model)):
         return _packed(model, config, name)
+    if _takes(model, "spatial_shapes") and name in ("pixel_values", "pixel_attention_mask", "spatial_shapes"):
+        return _navit(model, config, name)
     if name == "input_ids":
         return InputShape(name, _tokens(config), torch.long, vocab=_vocab(_sub(config, "text_config")))
     if name.endswith("_input_ids") and name != "decoder_input_ids":
@@ -475,6 +495,8 @@ def default_inputs(model: nn.Module, config: Any) -> list[InputShape] | None:
         names.append("decoder_input_ids")
     # An input the forward cannot run without (a text-video model's ids beside its clip)
     names += [name for name in _required(model) if name not in names]
+    if "pixel_values" in names and _takes(model, "spatial_shapes"):  # NaViT-like: patches, their mask, their grid
+        names += [name for name in ("pixel_attention_mask", "spatial_shapes") if _takes(model, name) and name not in names]
     inputs: list[InputShape] = []
     for name in names:
         if name == "decoder_input_ids":

@@ -34,7 +34,10 @@ class InputShape:
         return self.values is not None or self.vocab is not None
 
     def text(self) -> str:
-        if self.values is not None:
+        count = 1
+        for size in self.shape:
+            count *= size
+        if self.values is not None and count <= 8:  # a grid by its values; a mask by its shape
             return f"{self.name}={_nested(self.values)}"
         shape = "x".join(str(d) for d in self.shape)
         return f"{self.name}={shape}" if self.name else shape
