@@ -283,3 +283,90 @@ def test_a_float_literal_is_known() -> None:
         model = _Sparse()
     report = tt.analyze(model, input_size=(3, 4))
     assert report.execution == "fake" and report.total_macs == 3 * 4 * 4
+
+
+class _ReadsAfterWrite(nn.Module):
+    """Keeps g[0] rows of x after a write into g whose data is not known (4, from x's values)."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.how = how
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        g = g.clone()
+        four = (x.sum() * 0 + 4).to(torch.long)  # computed from x: its value is not known
+        if self.how == "other-dtype view":
+            g.view(torch.uint64).copy_(four.to(torch.uint64).expand(1))
+        elif self.how == "set_":
+            g.set_(four.reshape(1).expand(2).clone())
+        else:  # .data =, which no operator sees
+            g.data = four.reshape(1).expand(2).clone()
+        return self.lin(x[: int(g[0])])
+
+
+@pytest.mark.parametrize("how", ["other-dtype view", "set_", "data"])
+def test_a_value_rewritten_without_known_data_is_not_read_stale(how: str) -> None:
+    # A stale copy (g[0] == 1) would count 1 row; the real run keeps 4 rows, or the fake run
+    # must say it needs real values and fall back to one. Linear 4 -> 4 over 4 rows: 64 MACs.
+    model = _ReadsAfterWrite(how)
+    inputs = {"x": torch.ones(5, 4), "g": torch.tensor([1])}
+    assert tt.analyze(model, input_data=inputs).total_macs == 4 * 4 * 4
+
+
+class _RepeatsByCounts(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        index = torch.repeat_interleave(torch.arange(counts.numel()), counts)
+        return self.lin(x).sum() + index.shape[0]
+
+
+def test_a_result_sized_by_huge_known_counts_is_not_made() -> None:
+    # 3 * 10**8 int64 entries would take 2.4 GB: the analysis of a meta model says it needs
+    # real values instead of allocating them. Small counts still run (3 + 2 entries).
+    with torch.device("meta"):
+        model = _RepeatsByCounts()
+    huge = {"x": torch.ones(2, 4), "counts": torch.tensor([100_000_000, 200_000_000])}
+    with pytest.raises(TorchtallyError, match="needs real values"):
+        tt.analyze(model, input_data=huge)
+    small = tt.analyze(model, input_data={"x": torch.ones(2, 4), "counts": torch.tensor([3, 2])})
+    assert small.total_macs == 2 * 4 * 4  # linear 4 -> 4 over 2 rows
+
+
+class _SmallFromHuge(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lin(x)
+        return h.sum() + h.new_zeros(3, dtype=torch.long).sum()
+
+
+def test_a_small_known_result_of_a_huge_tensor_allocates_nothing_for_it() -> None:
+    # new_zeros reads only its self's dtype and device: a 2**40 x 4 meta input must not be
+    # made real to compute it (16 TiB). Linear 4 -> 4 over 2**40 rows.
+    with torch.device("meta"):
+        model = _SmallFromHuge()
+    report = tt.analyze(model, input_data=torch.empty(2**40, 4, device="meta"))
+    assert report.total_macs == 2**40 * 4 * 4
+
+
+class _MixesDevices(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        index = torch.arange(2, device="meta")
+        return self.lin(x[: int((g + index).sum())])  # a CPU tensor plus a meta one: an error
+
+
+def test_an_error_other_than_missing_values_is_not_hidden_by_known_values() -> None:
+    # Eager PyTorch refuses to add a meta tensor to a CPU one; known values must not run it
+    # on CPU copies instead and report a count.
+    with pytest.raises((ForwardError, TorchtallyError), match="device"):
+        tt.analyze(_MixesDevices(), input_data={"x": torch.ones(5, 4), "g": torch.tensor([1, 2])}, run="fake")

@@ -18,7 +18,7 @@ from torch.nn.parameter import is_lazy
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .communication import transfer_of
-from .fakes import FakeConverter, lenient_result
+from .fakes import FakeConverter, is_fake_limitation, lenient_result
 from ..formulas.registry import tensor_args
 from ..formulas.resolve import CostModel
 from .guard import ModelState
@@ -133,9 +133,13 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             if out is None:
                 try:
                     out = func(*args, **kwargs)
-                except RuntimeError:
+                except RuntimeError as refusal:
                     out = lenient_result(func, args, kwargs)
                     if out is None:
+                        # Only a refusal for want of values: any other (devices that do not
+                        # match, a wrong shape) stands, as it would in a real run.
+                        if not is_fake_limitation(refusal):
+                            raise
                         found, out = self.known.instead(func, args, kwargs)  # from known values (known_values.py)
                         if not found:
                             raise

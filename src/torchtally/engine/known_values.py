@@ -178,6 +178,8 @@ class KnownValues:
         entry = self.values.get(id(tensor))
         if entry is None or entry[0]() is not tensor:
             return None
+        if _storage_key(tensor) != entry[2]:  # rebound since (`set_`, `.data =`): its copy is stale
+            return None
         return entry[1]
 
     def instead(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
@@ -216,12 +218,14 @@ class KnownValues:
         """``func`` on the real copies of its arguments; _NOT_KNOWN when one has none."""
         blank = id(func) in VALUE_FREE_IDS
         seen = [blank, False]  # [a known tensor was found (or none is needed), one is unknown]
-        real_args = [self._real(a, blank, seen) for a in args]
-        real_kwargs = {k: self._real(v, blank, seen) for k, v in kwargs.items()}
-        if not seen[0] or seen[1]:
-            return _NOT_KNOWN
         try:
-            with no_dispatch():
+            real_args = [self._real(a, blank, seen) for a in args]
+            real_kwargs = {k: self._real(v, blank, seen) for k, v in kwargs.items()}
+            if not seen[0] or seen[1]:
+                return _NOT_KNOWN
+            with no_dispatch():  # the copies are real tensors: nothing here goes through the run's modes
+                if _too_big(func, real_args, real_kwargs):
+                    return _NOT_KNOWN
                 out = func(*real_args, **real_kwargs)
                 return out.zero_() if id(func) in _EMPTY_IDS else out
         except Exception:  # noqa: BLE001 - the real kernel refusing: the value stays unknown
@@ -237,6 +241,8 @@ class KnownValues:
                 return real
             if blank and isinstance(value, FakeTensor):
                 with no_dispatch():
+                    if value.numel() > LIMIT:  # only its dtype and shape are read: no memory for it
+                        return torch.zeros((), dtype=value.dtype).expand(value.shape)
                     return torch.empty_strided(value.shape, value.stride(), dtype=value.dtype)
             seen[1] = True
             return None
@@ -262,7 +268,7 @@ class KnownValues:
 
     def _keep(self, out: Any, real: Any) -> None:
         if isinstance(out, FakeTensor) and isinstance(real, torch.Tensor):
-            if _small(out) and out.shape == real.shape:
+            if _small(out) and out.shape == real.shape and real.numel() > 0:  # nothing to know in an empty one
                 self._remember(out, real)
         elif isinstance(out, (list, tuple)) and isinstance(real, (list, tuple)) and len(out) == len(real):
             for item, real_item in zip(out, real):
@@ -280,9 +286,45 @@ class KnownValues:
         for position, name in _written(func):
             value = args[position] if position < len(args) else kwargs.get(name)
             for tensor in value if isinstance(value, (list, tuple)) else (value,):
-                if isinstance(tensor, FakeTensor) and tensor.dtype in _TRACKED:
+                # Any dtype: a write through a view of another dtype changes the elements too.
+                if isinstance(tensor, FakeTensor):
+                    self.values.pop(id(tensor), None)  # rebound by the call (`set_`): not on that storage now
                     for key in self._storages.pop(_storage_key(tensor), ()):
                         self.values.pop(key, None)
+
+
+def _repeats_total(args: list[Any], kwargs: dict[str, Any]) -> int:
+    """``repeat_interleave``'s result size in elements."""
+    if len(args) == 1 and "repeats" not in kwargs:  # repeat_interleave(repeats): arange's entries repeated
+        return int(args[0].sum())
+    tensor: torch.Tensor = args[0]
+    repeats = kwargs.get("repeats", args[1] if len(args) > 1 else 1)
+    if not isinstance(repeats, torch.Tensor) or repeats.numel() == 1:
+        return int(repeats) * tensor.numel()
+    # one count per slice along the dimension: the slices' total times the elements of one
+    return int(repeats.sum()) * (tensor.numel() // max(repeats.numel(), 1))
+
+
+def _bins(args: list[Any], kwargs: dict[str, Any]) -> int:
+    """``bincount``'s result length: the largest value plus one, or ``minlength``."""
+    values = args[0]
+    minlength = int(kwargs.get("minlength", args[2] if len(args) > 2 else 0))
+    return max(int(values.max()) + 1 if values.numel() else 0, minlength)
+
+
+# Operators whose result's size is set by their arguments' values, with that size: a few
+# known numbers may ask for gigabytes (repeat_interleave by 10**8), which an analysis never
+# allocates; past _MOST_MADE elements the call is left to fail as needing real values.
+_MOST_MADE = 1 << 22  # 32 MiB of int64
+_VALUE_SIZED: dict[str, Callable[[list[Any], dict[str, Any]], int]] = {
+    "repeat_interleave": _repeats_total,
+    "bincount": _bins,
+}
+
+
+def _too_big(func: OpOverload, args: list[Any], kwargs: dict[str, Any]) -> bool:
+    size = _VALUE_SIZED.get(func.overloadpacket.__name__)
+    return size is not None and size(args, kwargs) > _MOST_MADE
 
 
 def _storage_copy(storage: Any) -> Any:
