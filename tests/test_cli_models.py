@@ -474,3 +474,19 @@ def test_a_navit_tower_gets_flattened_patches_their_mask_and_their_grid() -> Non
     ]  # fmt: skip
     assert found[2].values == ((4, 4),) and found[1].tensor().sum() == 16  # a 4 x 4 grid, every patch valid
     assert found[1].text() == "pixel_attention_mask=1x16" and found[2].text() == "spatial_shapes=[[4,4]]"
+
+
+class _Backbone:
+    image_size = (64, 64)
+
+
+class _Vision:
+    backbone_config = _Backbone()
+
+
+def test_an_image_size_named_by_the_vision_configs_backbone_is_used() -> None:
+    # SAM2: no image_size in the config or its vision_config, only in the vision backbone's
+    config = _Config()
+    config.vision_config = _Vision()  # type: ignore[attr-defined]
+    found = default_inputs(_Tower(), config)
+    assert found is not None and found[0].shape == (1, 3, 64, 64)

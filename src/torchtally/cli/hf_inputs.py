@@ -105,6 +105,9 @@ def _tokens(config: Any) -> tuple[int, int]:
 
 def _image(model: nn.Module, config: Any, name: str = "pixel_values") -> InputShape:
     configs = _sub(config, "vision_config", "backbone_config", "encoder")
+    vision = getattr(config, "vision_config", None)
+    if vision is not None and not isinstance(vision, (dict, int, str)):  # SAM2: the size is its backbone's
+        configs += _sub(vision, "backbone_config")[1:]
     height, width = _size(configs, model)
     channels = _first_int(configs, "num_channels", "in_channels", "in_chans") or 3
     frames = _first_int(configs, "num_frames", "frames_per_clip")
