@@ -490,3 +490,30 @@ def test_an_image_size_named_by_the_vision_configs_backbone_is_used() -> None:
     config.vision_config = _Vision()  # type: ignore[attr-defined]
     found = default_inputs(_Tower(), config)
     assert found is not None and found[0].shape == (1, 3, 64, 64)
+
+
+class _Projected(nn.Module):  # Nemotron-like: a projection registered first, run after a subsampling
+    main_input_name = "input_features"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.projection = nn.Linear(4 * 8, 16)
+
+    def forward(self, input_features: object) -> object:
+        return input_features
+
+
+class _TextAndUnknownAudio(nn.Module):  # Pop2Piano-like: ids and features, the features' layout unknown
+    def forward(self, input_ids: object = None, input_features: object = None) -> object:
+        return input_ids
+
+
+def test_only_an_input_layer_reads_stacked_frames_and_a_medium_no_config_describes_is_left_out() -> None:
+    config = _Config()
+    config.num_mel_bins = 8  # type: ignore[attr-defined]
+    found = default_inputs(_Projected(), config)
+    assert found is not None and found[0].shape == (1, 3000, 8)
+    text = _Config()
+    text.vocab_size = 1000  # type: ignore[attr-defined]
+    found = default_inputs(_TextAndUnknownAudio(), text)  # no audio config: the ids alone, not no input at all
+    assert found is not None and [(s.name, s.shape) for s in found] == [(None, (1, 128))]

@@ -137,8 +137,8 @@ def _audio(model: nn.Module, config: Any, main: str) -> InputShape | None:
         positions = _first_int(configs, "max_position_embeddings")  # one position per stride-2 frame pair
     if mels is not None and positions is not None:  # Whisper-like: (batch, mels, frames), frames fixed
         return InputShape(main, (1, mels, 2 * positions))
-    if mels is not None:  # conformer-like: (batch, frames, mels), or stacks of frames the first layer reads
-        stacked = _first_linear_width(model)
+    if mels is not None:  # conformer-like: (batch, frames, mels), or stacks of frames an input layer reads
+        stacked = _input_linear_width(model)
         if stacked is not None and stacked > mels and stacked % mels == 0:
             return InputShape(main, (1, MEL_FRAMES * mels // stacked, stacked))
         return InputShape(main, (1, MEL_FRAMES, mels))
@@ -148,15 +148,15 @@ def _audio(model: nn.Module, config: Any, main: str) -> InputShape | None:
     return None
 
 
-def _first_linear_width(model: nn.Module) -> int | None:
-    """The input width of the model's first layer with weights, where that is a linear layer
-    (in registration order; a model with 2-D convolutions subsamples its frames with them
-    first, as an image: then None)."""
+def _input_linear_width(model: nn.Module) -> int | None:
+    """The input width of a linear layer named for the input (``input_linear``) that is the
+    model's first layer with weights (in registration order; a model with 2-D convolutions
+    subsamples its frames with them first, as an image: then None)."""
     if any(isinstance(module, nn.Conv2d) for module in model.modules()):
         return None
-    for module in model.modules():
+    for name, module in model.named_modules():
         if isinstance(module, nn.Linear):
-            return int(module.in_features)
+            return int(module.in_features) if "input" in name.rsplit(".", 1)[-1] else None
         if any(True for _ in module.parameters(recurse=False)):
             return None
     return None
@@ -457,7 +457,7 @@ def _text_and_media(model: nn.Module, config: Any) -> list[str] | None:
     media = next((name for name in _MEDIA if _takes(model, name)), None)
     if media is None:
         return None
-    if _dual_encoder(model) or not _names_media_token(config):
+    if (_dual_encoder(model) or not _names_media_token(config)) and _make(model, config, media) is not None:
         return ["input_ids", media]
     return None
 
