@@ -9,7 +9,7 @@ quantized and sparse tensors go through ``FakeTensorMode.from_tensor``."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch._ops import OpOverload
@@ -98,7 +98,7 @@ def new_fake(fake_mode: FakeTensorMode, meta: torch.Tensor, device: torch.device
     return fake
 
 
-def fake_parameter(fake_mode: FakeTensorMode, twin: FakeTensor, requires_grad: bool) -> torch.Tensor:
+def fake_parameter(fake_mode: FakeTensorMode, twin: FakeTensor, requires_grad: bool) -> torch.nn.Parameter:
     """``nn.Parameter(twin, requires_grad=requires_grad)``: a detached alias of ``twin``
     marked as a parameter. Made directly for a plain fake tensor: nn.Parameter detaches it
     through FakeTensorMode's dispatch (~0.1 ms each, most of a small meta model's analysis)."""
@@ -109,7 +109,7 @@ def fake_parameter(fake_mode: FakeTensorMode, twin: FakeTensor, requires_grad: b
         meta.set_(twin.untyped_storage(), twin.storage_offset(), twin.shape, twin.stride())
     alias = new_fake(fake_mode, meta, twin.fake_device, requires_grad)
     alias._is_param = True  # what nn.Parameter sets on a tensor subclass: isinstance(alias, nn.Parameter)
-    return alias
+    return cast(torch.nn.Parameter, alias)
 
 
 def is_fake_limitation(exc: BaseException) -> bool:

@@ -440,9 +440,11 @@ def fsdp_groups(nodes: list[ModuleNode]) -> list[tuple[int, list[torch.Tensor]]]
     for node in nodes:
         # Looked up on the class (FSDP2 makes one per wrapped class): on the instance, every
         # plain module would raise and catch an AttributeError in nn.Module.__getattr__.
-        if not callable(getattr(type(node.module), "_get_fsdp_state", None)):
+        get_state = getattr(type(node.module), "_get_fsdp_state", None)
+        if not callable(get_state):
             continue
-        group = getattr(node.module._get_fsdp_state(), "_fsdp_param_group", None)
+        state = get_state(node.module)
+        group = getattr(state, "_fsdp_param_group", None)
         if group is not None:
             found.append((node.index, [fp.sharded_param for fp in group.fsdp_params]))
     return found
