@@ -45,8 +45,11 @@ from torchtally.analysis import analyze  # noqa: E402
 from torchtally.cli.errors import CLIError  # noqa: E402
 from torchtally.cli.huggingface import model_types  # noqa: E402
 from torchtally.cli.inputs import analyze_arguments, resolve  # noqa: E402
-from torchtally.cli.models import ModelOptions, build  # noqa: E402
+from torchtally.cli.fallback import analyse_built  # noqa: E402
+from torchtally.cli.models import BuiltModel, ModelOptions  # noqa: E402
+from torchtally.engine.inputs import InputPlan, model_float_dtype  # noqa: E402
 from torchtally.errors import ForwardError, InputError, TorchtallyError  # noqa: E402
+from torchtally.report.model import ModelReport  # noqa: E402
 
 # Fused attention: PyTorch's counter sees its meta decomposition (or nothing), not the kernel.
 _NOT_COMPARED = re.compile(r"attention|_flash|_efficient|_cudnn")
@@ -114,6 +117,10 @@ def _independent_macs(model: torch.nn.Module, arguments: dict[str, Any]) -> dict
             continue
     else:
         return None
+    return _per_operator(counter)
+
+
+def _per_operator(counter: Any) -> dict[str, int]:
     return {f"aten.{op.__name__ if hasattr(op, '__name__') else op}": int(flops) // 2
             for op, flops in counter.get_flop_counts().get("Global", {}).items()}
 
@@ -139,21 +146,23 @@ def _fake_left(model: torch.nn.Module) -> bool:
 
 
 def check_one(spec: str) -> tuple[str, str]:
-    """(outcome, cause) of analysing ``spec`` as the command line would."""
+    """(outcome, cause) of analysing ``spec`` as the command line would (a model whose forward
+    reads computed values built again on the CPU, as the command line does: cli/fallback.py)."""
     warnings.simplefilter("ignore")
-    options = ModelOptions()
-    try:
-        built = build(spec, options)
-    except CLIError as error:
-        return "no forward" if "has no forward()" in str(error) else "not buildable", _cause(str(error))
-    try:
+    seen: dict[str, Any] = {}
+
+    def analyse(built: BuiltModel) -> ModelReport:
+        seen["model"] = built.module
         shapes = resolve(None, built.inputs, None, None, spec, built.hint)
-    except CLIError as error:
-        return "needs input", _cause(str(error))
-    arguments = analyze_arguments(shapes, built.module)
-    model = built.module
+        seen["arguments"] = arguments = analyze_arguments(shapes, built.module)
+        return analyze(built.module, **arguments)
+
     try:
-        report = analyze(model, **arguments)
+        report = analyse_built(spec, ModelOptions(), analyse, lambda _: None, allowed=True)
+    except CLIError as error:
+        if "model" in seen:  # built, but no usual input is known
+            return "needs input", _cause(str(error))
+        return "no forward" if "has no forward()" in str(error) else "not buildable", _cause(str(error))
     except (ForwardError, InputError) as error:
         kind = "needs input" if _about_inputs(str(error)) else "failed"
         return kind, _cause(str(error))
@@ -161,24 +170,49 @@ def check_one(spec: str) -> tuple[str, str]:
         return "failed", _cause(str(error))
     except Exception as error:  # noqa: BLE001
         return "crashed", _cause(f"{type(error).__name__}: {error}")
+    model, arguments = seen["model"], seen["arguments"]
     differences = []
     own = sum(p.numel() for p in model.parameters())
     if report.total_params != own:
         differences.append(f"params {report.total_params} != {own}")
     if _fake_left(model):
         differences.append("a fake tensor left in the model")
-    reference = _independent_macs(model, arguments)
+    real = report.execution == "real"
+    reference = _independent_real_macs(model, arguments) if real else _independent_macs(model, arguments)
     if reference is not None:
-        differences += _compare(report.operators, reference)
+        differences += _compare(report.operators, reference, real)
     if differences:
         return "count differs", "; ".join(differences[:2])
-    return ("analysed", "checked against FlopCounterMode" if reference is not None else "no independent reference")
+    checked = "checked against FlopCounterMode" if reference is not None else "no independent reference"
+    return "analysed", checked + (" (built again on the CPU: a real run)" if real else "")
 
 
-def _compare(ours: Any, theirs: dict[str, int]) -> list[str]:
+def _independent_real_macs(model: torch.nn.Module, arguments: dict[str, Any]) -> dict[str, int] | None:
+    """As `_independent_macs`, on a real forward with the inputs torchtally's real run made
+    (its generator is seeded; the model's own random draws start from the same global state,
+    which the analysis restored)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    plan = InputPlan.from_arguments(
+        arguments.get("input_size"), arguments.get("input_data"), arguments.get("dtypes"),
+        arguments.get("forward_kwargs", {}), model_float_dtype(model),
+    )  # fmt: skip
+    args, kwargs = plan.materialize(torch.device("cpu"), None)
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model.eval()
+            model(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - the reference only
+        return None
+    return _per_operator(counter)
+
+
+def _compare(ours: Any, theirs: dict[str, int], real: bool = False) -> list[str]:
     """Per operator; a fused attention kernel (ours, as on the CPU) is compared with the
-    batched products PyTorch's counter sees on meta (at most those: a causal kernel does less)."""
-    fused = sum(stats.macs for op, stats in ours.items() if _NOT_COMPARED.search(op))
+    batched products PyTorch's counter sees on meta (at most those: a causal kernel does less).
+    After a real run (``real``) both saw the same kernels: the CPU's fused attention, which
+    PyTorch's counter does not cover, is left out, everything else compared as it is."""
+    fused = 0 if real else sum(stats.macs for op, stats in ours.items() if _NOT_COMPARED.search(op))
     products = ("aten.bmm", "aten.baddbmm")
     found = []
     # A linear layer runs as addmm or as mm (+ add) depending on the input's layout and device:

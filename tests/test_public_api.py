@@ -6,7 +6,7 @@ import torchtally
 
 EXPECTED = {
     "Column", "Cost", "DataTable", "FormulaError", "ForwardError", "InputError", "LayerReport", "Memory", "MemoryTimeline",
-    "ModelReport", "OpStats", "Parallel", "ParallelLayout", "CollectiveStats", "Cluster", "simulated_cluster", "EstimateStats", "Hardware", "calibrate", "estimate_time", "hardware", "hardware_names", "RowSetting", "Style", "TensorSpec", "TimingOptions", "TimingStats", "TorchtallyError", "__version__", "analyze", "analyze_generation", "DecodeStep", "GenerationReport", "generation_schema",
+    "ModelReport", "NeedsRealValues", "OpStats", "Parallel", "ParallelLayout", "CollectiveStats", "Cluster", "simulated_cluster", "EstimateStats", "Hardware", "calibrate", "estimate_time", "hardware", "hardware_names", "RowSetting", "Style", "TensorSpec", "TimingOptions", "TimingStats", "TorchtallyError", "__version__", "analyze", "analyze_generation", "DecodeStep", "GenerationReport", "generation_schema",
     "compare", "register_formula", "report_schema", "summary", "table_schema", "unregister_formula",
 }
 

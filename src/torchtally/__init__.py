@@ -3,7 +3,7 @@ FLOPs, counted at the operator level and counted right."""
 
 from ._version import __version__
 from .compare import compare
-from .errors import FormulaError, ForwardError, InputError, TorchtallyError
+from .errors import FormulaError, ForwardError, InputError, NeedsRealValues, TorchtallyError
 from .formulas import Cost, register_formula, unregister_formula
 from .report.model import LayerReport, Memory, MemoryTimeline, ModelReport, OpStats
 from .analysis import analyze
@@ -39,6 +39,7 @@ __all__ = [
     "Memory",
     "MemoryTimeline",
     "ModelReport",
+    "NeedsRealValues",
     "OpStats",
     "Parallel",
     "ParallelLayout",

@@ -34,5 +34,11 @@ class ForwardError(TorchtallyError, RuntimeError):
         super().__init__(f"forward pass failed in {where}, called with inputs {shapes}: {reason}")
 
 
+class NeedsRealValues(TorchtallyError):
+    """The forward reads values its own layers compute (expert routing, predicted durations,
+    keypoints), which fake tensors do not have, and no real run was possible or allowed:
+    the model is on the meta device (or made of fake tensors), or ``run="fake"`` was asked."""
+
+
 class FormulaError(TorchtallyError):
     """A cost formula raised while counting an operator."""

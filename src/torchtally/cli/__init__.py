@@ -27,7 +27,8 @@ from .modelcode import model_code
 from .errors import EXIT_ANALYSIS_FAILED, EXIT_BUDGET, EXIT_OK, EXIT_PIPE_CLOSED, EXIT_USAGE, CLIError, one_line
 from .arguments import parse
 from .inputs import InputShape, analyze_arguments, from_options, resolve
-from .models import ModelOptions, build, parse_device
+from .fallback import analyse_built
+from .models import BuiltModel, ModelOptions, parse_device
 from ..render.page import render_compare_page
 from .output import choose_format, table_text, write, write_report
 from .progress import Progress
@@ -131,10 +132,16 @@ def _budgets(options: argparse.Namespace) -> list[Budget]:
 
 
 def _analyse(spec: str, options: argparse.Namespace, building: ModelOptions, given: list[InputShape] | None) -> ModelReport:
-    with model_code(spec):
-        built = build(spec, building)
+    def analyse(built: BuiltModel) -> ModelReport:
         shapes = resolve(given, built.inputs, options.dtype, options.batch_size, spec, built.hint)
         return analyze(built.module, **analyze_arguments(shapes, built.module), **_analysis(options))
+
+    with model_code(spec):  # a model whose forward reads computed values: built again for real (fallback.py)
+        return analyse_built(spec, building, analyse, _notice, allowed=options.device is None and options.run != "fake")
+
+
+def _notice(text: str) -> None:
+    print(f"torchtally: note: {text}", file=sys.stderr)
 
 
 def _summary(options: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from .build import build_report, with_timing
 from .collector import collector_paused
 from .counting import CountingMode
 from .fakes import FakeConverter, is_fake_limitation
-from ..errors import ForwardError, InputError, TorchtallyError, describe_module
+from ..errors import ForwardError, InputError, NeedsRealValues, TorchtallyError, describe_module
 from ..formulas.registry import Formula, OpLike, per_call_registry
 from ..formulas.resolve import CostModel
 from .guard import ModelState
@@ -448,10 +448,10 @@ def _count(
                 )
         except _NeedsRealRun as limit:
             if run == "fake":
-                raise TorchtallyError(f"the model cannot run on fake tensors: {limit}; use run='auto' or 'real'") from limit.__cause__
+                raise NeedsRealValues(f"the model cannot run on fake tensors: {limit}; use run='auto' or 'real'") from limit.__cause__
             if run_device.type == "meta" or no_real_run:
                 where = "on the meta device" if run_device.type == "meta" else "fake (made in a simulated cluster)"
-                raise TorchtallyError(
+                raise NeedsRealValues(
                     f"the model cannot be analysed on fake tensors ({limit}) and its parameters are {where}, "
                     "so a real run is impossible"
                 ) from limit.__cause__
