@@ -1,0 +1,143 @@
+"""Default inputs of Hugging Face vision and multimodal models that the signature alone does
+not tell, read from what the model's own forward says about them:
+
+- the shape its own error message demands of the main input (``raise ValueError("Input must
+  be a 5D tensor of shape (batch_size, 2, num_channels, height, width)")``: image pairs of
+  keypoint matchers), where that differs from the usual one;
+- arguments that look optional in the signature but that the forward refuses to run without
+  (``if bbox is None: raise ...``: Bros's boxes, LXMERT's visual features), shaped as the
+  docstring documents them, each dimension from the config or the text's length.
+
+``hf_inputs`` asks this module where its own rules give no shape or a wrong one."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import textwrap
+from typing import Any
+
+from torch import nn
+
+from .inputs import InputShape
+
+# `of shape (batch_size, 2, num_channels, height, width)` in a message the forward raises
+_DEMANDED = re.compile(r"of shape \(([^()]*)\)")
+# `name (`torch.LongTensor` of shape `(batch_size, num_boxes, 4)`)`: the docstring's shape of an
+# argument (quoted with backticks or single quotes, as Bros's docstring does)
+_DOC_SHAPE = r"{name}\s*\([`']+([^`']*)[`']+ of shape [`']+\(([^)]*)\)[`']"
+
+
+def _forward_tree(model: nn.Module) -> ast.AST | None:
+    """The syntax tree of the model class's own forward; None where its source is not at hand."""
+    try:
+        source = inspect.getsource(type(model).forward)
+    except (OSError, TypeError):
+        return None
+    try:
+        return ast.parse(textwrap.dedent(source))
+    except SyntaxError:
+        return None
+
+
+def _raised_texts(tree: ast.AST) -> list[str]:
+    """The string constants of every exception the forward raises itself."""
+    texts = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            texts += [c.value for c in ast.walk(node.exc) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+    return texts
+
+
+def _config_int(configs: list[Any], name: str) -> int | None:
+    for config in configs:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def demanded_image(model: nn.Module, configs: list[Any], made: InputShape) -> InputShape | None:
+    """``made`` (an image, ``(batch, channels, height, width)``) reshaped as the forward's own
+    error message demands it, where the message gives an image with more dimensions: keypoint
+    matchers (SuperGlue, LightGlue, EfficientLoFTR) take a pair of images, ``(batch_size, 2,
+    num_channels, height, width)``. Each dimension: the batch 1, a number as it is, a name
+    the config gives, height and width as ``made`` has them; None when the forward demands
+    no such shape or a dimension cannot be told."""
+    tree = _forward_tree(model)
+    if tree is None or len(made.shape) != 4:
+        return None
+    for text in _raised_texts(tree):
+        found = _DEMANDED.search(text)
+        if found is None:
+            continue
+        dims = [dim.strip() for dim in found.group(1).split(",")]
+        if len(dims) <= len(made.shape) or dims[-2:] != ["height", "width"]:
+            continue
+        shape = []
+        for dim in dims[:-2]:
+            value = 1 if dim == "batch_size" else int(dim) if dim.isdigit() else _config_int(configs, dim)
+            if dim == "num_channels" and value is None:
+                value = made.shape[1]
+            if value is None:
+                break
+            shape.append(value)
+        else:
+            return InputShape(made.name, (*shape, *made.shape[-2:]), made.dtype)
+    return None
+
+
+def refused_without(model: nn.Module) -> list[str]:
+    """The forward's arguments it refuses to run without although their default is None: a
+    check ``if name is None: raise ...`` in the forward itself (Bros's ``bbox``, LXMERT's
+    ``visual_feats`` and ``visual_pos``)."""
+    tree = _forward_tree(model)
+    if tree is None:
+        return []
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.If) and node.body and isinstance(node.body[0], ast.Raise)):
+            continue
+        test = node.test
+        if (
+            isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Is) and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value is None and test.left.id in parameters and test.left.id not in found
+        ):  # fmt: skip
+            found.append(test.left.id)
+    return found
+
+
+def refused_input(model: nn.Module, configs: list[Any], name: str, tokens: int) -> InputShape | None:
+    """An argument the forward refuses to run without (`refused_without`), else None (the
+    main input and arguments without a default are left to the hint where the config does
+    not tell them: their siblings, unnamed, would fail the forward)."""
+    return documented_input(model, configs, name, tokens) if name in refused_without(model) else None
+
+
+def documented_input(model: nn.Module, configs: list[Any], name: str, tokens: int) -> InputShape | None:
+    """The argument ``name`` as the forward's docstring documents it (`bbox (`torch.Tensor` of
+    shape `(batch_size, num_boxes, 4)`)`): the batch 1, a number as it is, a dimension the
+    config names (``visual_feat_dim``) from it, any other count (boxes, visual features, the
+    sequence) as many as the text's ``tokens``; floats. None for ids (``LongTensor``): the
+    range of their values no doc gives."""
+    found = re.search(_DOC_SHAPE.format(name=re.escape(name)), inspect.getdoc(model.forward) or "")
+    if found is None:
+        return None
+    kind, dims = found.group(1), [dim.strip() for dim in found.group(2).split(",")]
+    if "Long" in kind or not dims or not all(re.fullmatch(r"\w+", dim) for dim in dims):
+        return None  # ids whose range no doc gives are left to the hint
+    shape = []
+    for position, dim in enumerate(dims):
+        if dim == "batch_size" and position == 0:
+            shape.append(1)
+        elif dim.isdigit():
+            shape.append(int(dim))
+        else:
+            shape.append(_config_int(configs, dim) or tokens)
+    return InputShape(name, tuple(shape))

@@ -1,0 +1,110 @@
+"""The default inputs ``hf:TYPE`` derives for vision and multimodal models from what their
+forward says (cli/hf_vision.py), each rule on a tiny model of the class it covers: no
+transformers model is built."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from torchtally.cli.hf_inputs import default_inputs
+from torchtally.cli.inputs import InputShape
+
+
+class _ImagePair(nn.Module):
+    """A keypoint matcher (SuperGlue, LightGlue, EfficientLoFTR): its forward demands a pair of
+    images in its own error message, while its docstring and signature show one image."""
+
+    main_input_name = "pixel_values"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        Args:
+            pixel_values (`torch.Tensor` of shape `(batch_size, num_channels, image_size, image_size)`):
+                the images.
+        """
+        if pixel_values.ndim != 5 or pixel_values.size(1) != 2:
+            raise ValueError("Input must be a 5D tensor of shape (batch_size, 2, num_channels, height, width)")
+        return self.conv(pixel_values.flatten(0, 1))
+
+
+def test_an_image_pair_the_forward_demands() -> None:
+    config = SimpleNamespace(image_size=64, num_channels=3)
+    # (batch_size, 2, num_channels, height, width): batch 1, the pair's 2, num_channels 3 from
+    # the config, height and width the config's image_size 64; positional, as the first argument
+    assert default_inputs(_ImagePair(), config) == [InputShape(None, (1, 2, 3, 64, 64))]
+
+
+class _BoxesAndFeatures(nn.Module):
+    """Bros / LXMERT: token ids, and arguments that default to None but that the forward
+    refuses to run without, documented with their shapes."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(100, 8)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        bbox: torch.Tensor | None = None,
+        visual_feats: torch.Tensor | None = None,
+        visual_pos: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """
+        Args:
+            bbox (`'torch.Tensor'` of shape '(batch_size, num_boxes, 4)'):
+                the boxes, Bros's quoting.
+            visual_feats (`torch.Tensor` of shape `(batch_size, num_visual_features, visual_feat_dim)`):
+                the region features.
+            visual_pos (`torch.LongTensor` of shape `(batch_size, num_visual_features, 4)`, *optional*):
+                ids (no range known): never made.
+        """
+        if input_ids is not None and attention_mask is not None:
+            raise ValueError("not both")  # not a `name is None` check: nothing required
+        if bbox is None:
+            raise ValueError("You have to specify bbox")
+        if visual_feats is None:
+            raise ValueError("`visual_feats` cannot be `None`")
+        assert input_ids is not None
+        return self.embed(input_ids).sum() + bbox.sum() + visual_feats.sum()
+
+
+def test_arguments_the_forward_refuses_to_run_without() -> None:
+    config = SimpleNamespace(vocab_size=100, max_position_embeddings=16, visual_feat_dim=32)
+    found = default_inputs(_BoxesAndFeatures(), config)
+    assert found == [
+        InputShape("input_ids", (1, 16), torch.long, vocab=100),  # 16 positions, below 128 tokens
+        # (batch_size, num_boxes, 4): num_boxes no config names: as many as the text's 16 tokens
+        InputShape("bbox", (1, 16, 4)),
+        # (batch_size, num_visual_features, visual_feat_dim): 16 features (the text's length), 32 wide
+        InputShape("visual_feats", (1, 16, 32)),
+    ]
+
+
+class _NeedsIds(_BoxesAndFeatures):
+    def forward(  # type: ignore[override]
+        self, input_ids: torch.Tensor | None = None, visual_pos: torch.LongTensor | None = None
+    ) -> torch.Tensor:
+        """
+        Args:
+            visual_pos (`torch.LongTensor` of shape `(batch_size, num_visual_features, 4)`):
+                ids.
+        """
+        if visual_pos is None:
+            raise ValueError("`visual_pos` cannot be `None`")
+        assert input_ids is not None
+        return self.embed(input_ids)
+
+
+def test_required_ids_of_an_unknown_range_are_left_to_the_hint() -> None:
+    config = SimpleNamespace(vocab_size=100, max_position_embeddings=16)
+    assert default_inputs(_NeedsIds(), config) is None
