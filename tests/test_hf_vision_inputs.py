@@ -108,3 +108,26 @@ class _NeedsIds(_BoxesAndFeatures):
 def test_required_ids_of_an_unknown_range_are_left_to_the_hint() -> None:
     config = SimpleNamespace(vocab_size=100, max_position_embeddings=16)
     assert default_inputs(_NeedsIds(), config) is None
+
+
+class _Pyramid(nn.Module):
+    """DepthPro: the image scaled by each ratio, 8 px patches cut from every level."""
+
+    main_input_name = "pixel_values"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 8, stride=8)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.conv(pixel_values)
+
+
+def test_an_image_big_enough_for_every_level_of_the_pyramid() -> None:
+    config = SimpleNamespace(patch_size=8, scaled_images_ratios=[0.25, 0.5, 1])
+    # no image size named: 224 px would do, but its quarter level must hold an 8 px patch:
+    # 8 / 0.25 = 32 px, less than 224: kept
+    assert default_inputs(_Pyramid(), config) == [InputShape(None, (1, 3, 224, 224))]
+    config = SimpleNamespace(patch_size=384, scaled_images_ratios=[0.25, 0.5, 1])
+    # 384 px patches from the quarter level: 384 / 0.25 = 1536 px at least
+    assert default_inputs(_Pyramid(), config) == [InputShape(None, (1, 3, 1536, 1536))]

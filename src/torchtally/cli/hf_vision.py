@@ -1,6 +1,7 @@
 """Default inputs of Hugging Face vision and multimodal models that the signature alone does
 not tell, read from what the model's own forward says about them:
 
+- an image big enough for the pyramid of scaled images the config describes (DepthPro);
 - the shape its own error message demands of the main input (``raise ValueError("Input must
   be a 5D tensor of shape (batch_size, 2, num_channels, height, width)")``: image pairs of
   keypoint matchers), where that differs from the usual one;
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import math
 import re
 import textwrap
 from typing import Any
@@ -56,6 +58,30 @@ def _config_int(configs: list[Any], name: str) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
+
+
+def image_as_read(model: nn.Module, configs: list[Any], made: InputShape) -> InputShape:
+    """The usual image ``made``, resized for an image pyramid the config describes, then
+    reshaped as the forward demands (both below); ``made`` itself where neither applies."""
+    made = pyramid_image(configs, made)
+    return demanded_image(model, configs, made) or made
+
+
+def pyramid_image(configs: list[Any], made: InputShape) -> InputShape:
+    """An image big enough for every level of a pyramid the config describes: a model that
+    scales the image by each of ``scaled_images_ratios`` and cuts patches of ``patch_size``
+    from each level (DepthPro: 384 px patches from a quarter of the image) needs a side of
+    ``patch_size / min(ratios)`` (1536 px) at least; ``made`` as it is where it is that big."""
+    ratios = next((getattr(c, "scaled_images_ratios", None) for c in configs if getattr(c, "scaled_images_ratios", None)), None)
+    patch = _config_int(configs, "patch_size")
+    if not isinstance(ratios, (list, tuple)) or patch is None or len(made.shape) < 2:
+        return made
+    if not all(isinstance(r, (int, float)) and 0 < r <= 1 for r in ratios):
+        return made
+    side = math.ceil(patch / min(ratios))
+    if min(made.shape[-2:]) >= side:
+        return made
+    return InputShape(made.name, (*made.shape[:-2], max(side, made.shape[-2]), max(side, made.shape[-1])), made.dtype)
 
 
 def demanded_image(model: nn.Module, configs: list[Any], made: InputShape) -> InputShape | None:
