@@ -36,7 +36,7 @@ from torch.utils._mode_utils import no_dispatch
 
 from .fakes import FakeConverter, new_fake
 
-LIMIT = 4096  # most elements of a known tensor's storage
+LIMIT = 16384  # most elements of a known tensor's storage
 _TRACKED = frozenset({
     torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
     torch.float16, torch.bfloat16, torch.float32, torch.float64,
