@@ -131,3 +131,56 @@ def test_an_image_big_enough_for_every_level_of_the_pyramid() -> None:
     config = SimpleNamespace(patch_size=384, scaled_images_ratios=[0.25, 0.5, 1])
     # 384 px patches from the quarter level: 384 / 0.25 = 1536 px at least
     assert default_inputs(_Pyramid(), config) == [InputShape(None, (1, 3, 1536, 1536))]
+
+
+class _Clip(nn.Module):
+    """InstructBLIP-Video: its docstring shows one image, its forward unpacks a clip."""
+
+    main_input_name = "pixel_values"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 4, stride=4)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            pixel_values (`torch.Tensor` of shape `(batch_size, num_channels, image_size, image_size)`):
+                the frames.
+        """
+        batch_size, frames, channel, height, width = pixel_values.shape
+        return self.conv(pixel_values.reshape(batch_size * frames, channel, height, width))
+
+
+def test_a_clip_the_forward_unpacks() -> None:
+    # (batch_size, frames, channel, height, width): batch 1, 8 frames (no num_frames in the
+    # config: a short clip), 3 channels, the config's 32 px
+    assert default_inputs(_Clip(), SimpleNamespace(image_size=32)) == [InputShape(None, (1, 8, 3, 32, 32))]
+    # frames as many as the config names
+    assert default_inputs(_Clip(), SimpleNamespace(image_size=32, num_frames=4)) == [InputShape(None, (1, 4, 3, 32, 32))]
+
+
+class _LinearPatches(nn.Module):
+    """Molmo2's vision tower: the pixels go straight into a linear patch embedding."""
+
+    main_input_name = "pixel_values"
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.patch_embedding = nn.Linear(width, 8)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            pixel_values (`torch.Tensor` of shape `(batch_size, num_channels, image_size, image_size)`):
+                the image, says the docstring.
+        """
+        return self.patch_embedding(pixel_values.to(torch.float32))
+
+
+def test_patches_flattened_for_a_linear_layer_the_forward_feeds_the_pixels() -> None:
+    config = SimpleNamespace(image_size=16, patch_size=4)
+    # a 16 px image in 4 px patches: 4 x 4 = 16 patches of 3 x 4 x 4 = 48 values
+    assert default_inputs(_LinearPatches(48), config) == [InputShape(None, (1, 16, 48))]
+    # a width that is no 4 px patch of 3 channels: the image as the config gives it
+    assert default_inputs(_LinearPatches(50), config) == [InputShape(None, (1, 3, 16, 16))]

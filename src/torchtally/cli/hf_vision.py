@@ -64,7 +64,28 @@ def image_as_read(model: nn.Module, configs: list[Any], made: InputShape) -> Inp
     """The usual image ``made``, resized for an image pyramid the config describes, then
     reshaped as the forward demands (both below); ``made`` itself where neither applies."""
     made = pyramid_image(configs, made)
-    return demanded_image(model, configs, made) or made
+    return demanded_image(model, configs, made) or linear_patches(model, configs, made) or made
+
+
+def linear_patches(model: nn.Module, configs: list[Any], made: InputShape) -> InputShape | None:
+    """Patches already cut and flattened, where the forward passes the pixels straight to a
+    linear layer of its own (``self.patch_embedding(pixel_values)``, Molmo2's vision tower):
+    ``(batch, patches, channels x patch x patch)``, the image ``made`` cut into the config's
+    ``patch_size``; None where the forward does not, or the layer's width is no such patch."""
+    tree = _forward_tree(model)
+    patch = _config_int(configs, "patch_size")
+    if tree is None or patch is None or len(made.shape) != 4 or made.name not in (None, "pixel_values"):
+        return None
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not _calls_own_layer(node):
+            continue
+        assert isinstance(node.func, ast.Attribute)
+        layer = getattr(model, node.func.attr, None)
+        reads_pixels = any(isinstance(n, ast.Name) and n.id == "pixel_values" for a in node.args for n in ast.walk(a))
+        if isinstance(layer, nn.Linear) and reads_pixels and layer.in_features == made.shape[1] * patch * patch:
+            patches = (made.shape[2] // patch) * (made.shape[3] // patch)
+            return InputShape(made.name, (1, patches, layer.in_features), made.dtype)
+    return None
 
 
 def pyramid_image(configs: list[Any], made: InputShape) -> InputShape:
@@ -84,34 +105,63 @@ def pyramid_image(configs: list[Any], made: InputShape) -> InputShape:
     return InputShape(made.name, (*made.shape[:-2], max(side, made.shape[-2]), max(side, made.shape[-1])), made.dtype)
 
 
+def _calls_own_layer(call: ast.Call) -> bool:
+    """A call ``self.name(...)``."""
+    func = call.func
+    return isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"
+
+
 def demanded_image(model: nn.Module, configs: list[Any], made: InputShape) -> InputShape | None:
     """``made`` (an image, ``(batch, channels, height, width)``) reshaped as the forward's own
-    error message demands it, where the message gives an image with more dimensions: keypoint
-    matchers (SuperGlue, LightGlue, EfficientLoFTR) take a pair of images, ``(batch_size, 2,
-    num_channels, height, width)``. Each dimension: the batch 1, a number as it is, a name
-    the config gives, height and width as ``made`` has them; None when the forward demands
-    no such shape or a dimension cannot be told."""
+    code gives it, where that has more dimensions: the shape its error message demands
+    (keypoint matchers, SuperGlue, LightGlue, EfficientLoFTR, take a pair of images,
+    ``(batch_size, 2, num_channels, height, width)``), or the names it unpacks the input's
+    shape into (InstructBLIP-Video: ``batch_size, frames, channel, height, width =
+    pixel_values.shape``). Each dimension: the batch 1, a number as it is, frames as many as
+    the config's ``num_frames`` (8 where it names none, as for any clip), channels as
+    ``made`` has them, a name the config gives, height and width as ``made`` has them; None
+    when the forward says no such shape or a dimension cannot be told."""
     tree = _forward_tree(model)
-    if tree is None or len(made.shape) != 4:
+    if tree is None or len(made.shape) != 4 or made.name not in (None, "pixel_values"):
         return None
-    for text in _raised_texts(tree):
-        found = _DEMANDED.search(text)
-        if found is None:
-            continue
-        dims = [dim.strip() for dim in found.group(1).split(",")]
+    shapes = [[dim.strip() for dim in found.group(1).split(",")] for found in map(_DEMANDED.search, _raised_texts(tree)) if found]
+    for dims in shapes + _unpacked_shapes(tree, "pixel_values"):
         if len(dims) <= len(made.shape) or dims[-2:] != ["height", "width"]:
             continue
-        shape = []
-        for dim in dims[:-2]:
-            value = 1 if dim == "batch_size" else int(dim) if dim.isdigit() else _config_int(configs, dim)
-            if dim == "num_channels" and value is None:
-                value = made.shape[1]
-            if value is None:
-                break
-            shape.append(value)
-        else:
-            return InputShape(made.name, (*shape, *made.shape[-2:]), made.dtype)
+        shape = [_dimension(dim, configs, made) for dim in dims[:-2]]
+        if all(size is not None for size in shape):
+            return InputShape(made.name, (*(int(size) for size in shape if size), *made.shape[-2:]), made.dtype)
     return None
+
+
+def _unpacked_shapes(tree: ast.AST, name: str) -> list[list[str]]:
+    """The names the forward unpacks ``name.shape`` into (``b, f, c, h, w = name.shape``)."""
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Tuple)):
+            continue
+        value = node.value
+        if (
+            isinstance(value, ast.Attribute)
+            and value.attr == "shape"
+            and isinstance(value.value, ast.Name)
+            and value.value.id == name
+        ):
+            found.append([target.id if isinstance(target, ast.Name) else "?" for target in node.targets[0].elts])
+    return found
+
+
+def _dimension(dim: str, configs: list[Any], made: InputShape) -> int | None:
+    """The size of a leading image dimension the forward names (see `demanded_image`)."""
+    if dim in ("batch_size", "batch"):
+        return 1
+    if dim.isdigit():
+        return int(dim)
+    if dim in ("channel", "channels", "num_channels"):
+        return _config_int(configs, "num_channels") or made.shape[1]
+    if dim in ("frames", "num_frames"):
+        return _config_int(configs, "num_frames") or 8  # a short clip where the config names no length
+    return _config_int(configs, dim)
 
 
 def refused_without(model: nn.Module) -> list[str]:
