@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import hf_audio
 from .inputs import InputShape
 
 TOKENS = 128  # the default token batch: 1 x 128
@@ -130,7 +131,9 @@ def _audio(model: nn.Module, config: Any, main: str) -> InputShape | None:
     if main == "input_values":
         rate = _first_int(configs, "sampling_rate") or SAMPLE_RATE
         channels = _first_int(configs, "audio_channels")
-        return InputShape(main, (1, channels, rate) if channels else (1, rate))
+        return hf_audio.waveform(model, config, InputShape(main, (1, channels, rate) if channels else (1, rate)))
+    if (image := hf_audio.spectrogram_image(model, config, main)) is not None:  # CLAP: mel frames as a square image
+        return image
     mels = _first_int(configs, "num_mel_bins")
     positions = _first_int(configs, "max_source_positions")
     if mels is not None and positions is None and _mels_first(model, mels):
@@ -138,14 +141,14 @@ def _audio(model: nn.Module, config: Any, main: str) -> InputShape | None:
     if mels is not None and positions is not None:  # Whisper-like: (batch, mels, frames), frames fixed
         return InputShape(main, (1, mels, 2 * positions))
     if mels is not None:  # conformer-like: (batch, frames, mels), or stacks of frames an input layer reads
-        stacked = _input_linear_width(model)
+        stacked = _input_linear_width(model) or hf_audio.stacked_features(config, mels)
         if stacked is not None and stacked > mels and stacked % mels == 0:
             return InputShape(main, (1, MEL_FRAMES * mels // stacked, stacked))
         return InputShape(main, (1, MEL_FRAMES, mels))
     features = _first_int(configs, "input_feat_per_channel", "input_feat_size", "feature_size", "feature_projection_input_dim")
     if features is not None:  # filterbank frames: (batch, frames, features)
         return InputShape(main, (1, 584, features * (_first_int(configs, "input_channels") or 1)))
-    return None
+    return hf_audio.unnamed_features(model, config, main)
 
 
 def _input_linear_width(model: nn.Module) -> int | None:
@@ -426,7 +429,7 @@ def _from_config(model: nn.Module, config: Any, name: str) -> InputShape | None:
     if name == "inputs_embeds":
         hidden = _first_int([config], "hidden_size", "d_model")
         return None if hidden is None else InputShape(name, (*_tokens(config), hidden))
-    return None
+    return hf_audio.audio_input(model, config, name)
 
 
 # The inputs of one medium beside the text, in the order they are looked for.
@@ -497,7 +500,7 @@ def default_inputs(model: nn.Module, config: Any) -> list[InputShape] | None:
     if getattr(config, "is_encoder_decoder", False) and _takes(model, "decoder_input_ids"):
         names.append("decoder_input_ids")
     # An input the forward cannot run without (a text-video model's ids beside its clip)
-    names += [name for name in _required(model) if name not in names]
+    names += [name for name in _required(model) + hf_audio.companions(model, main) if name not in names]
     if "pixel_values" in names and _takes(model, "spatial_shapes"):  # NaViT-like: patches, their mask, their grid
         names += [name for name in ("pixel_attention_mask", "spatial_shapes") if _takes(model, name) and name not in names]
     inputs: list[InputShape] = []
