@@ -184,3 +184,34 @@ def test_patches_flattened_for_a_linear_layer_the_forward_feeds_the_pixels() -> 
     assert default_inputs(_LinearPatches(48), config) == [InputShape(None, (1, 16, 48))]
     # a width that is no 4 px patch of 3 channels: the image as the config gives it
     assert default_inputs(_LinearPatches(50), config) == [InputShape(None, (1, 3, 16, 16))]
+
+
+class _GridTower(nn.Module):
+    """MiniCPM-V's vision tower: the position embeddings are looked up by the patch grid an
+    optional-looking argument gives."""
+
+    main_input_name = "pixel_values"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch_embedding = nn.Conv2d(3, 8, 4, stride=4)
+
+    def forward(self, pixel_values: torch.Tensor, target_sizes: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        Args:
+            pixel_values (`torch.Tensor` of shape `(batch_size, num_channels, image_size, image_size)`):
+                the image.
+            target_sizes (`torch.IntTensor` of shape `(batch_size, 2)`, *optional*):
+                Patch grid sizes `(h, w)` for computing position embeddings.
+        """
+        assert target_sizes is not None
+        return self.patch_embedding(pixel_values)
+
+
+def test_a_vision_towers_patch_grid_by_value() -> None:
+    config = SimpleNamespace(image_size=32, patch_size=4)
+    # a 32 px image in 4 px patches: a grid of 8 x 8, given by value; the image as the config says
+    assert default_inputs(_GridTower(), config) == [
+        InputShape("pixel_values", (1, 3, 32, 32)),
+        InputShape("target_sizes", (1, 2), torch.long, values=((8, 8),)),
+    ]

@@ -7,7 +7,8 @@ not tell, read from what the model's own forward says about them:
   keypoint matchers), where that differs from the usual one;
 - arguments that look optional in the signature but that the forward refuses to run without
   (``if bbox is None: raise ...``: Bros's boxes, LXMERT's visual features), shaped as the
-  docstring documents them, each dimension from the config or the text's length.
+  docstring documents them, each dimension from the config or the text's length;
+- a vision tower's patch grid, where its docstring says an argument is one (MiniCPM-V).
 
 ``hf_inputs`` asks this module where its own rules give no shape or a wrong one."""
 
@@ -20,6 +21,7 @@ import re
 import textwrap
 from typing import Any
 
+import torch
 from torch import nn
 
 from .inputs import InputShape
@@ -189,11 +191,49 @@ def refused_without(model: nn.Module) -> list[str]:
     return found
 
 
+def needed(model: nn.Module) -> list[str]:
+    """Arguments that look optional but that the forward needs: those it refuses to run
+    without (`refused_without`), and a vision tower's patch grid (`grid_arguments`)."""
+    return refused_without(model) + [name for name in grid_arguments(model) if name not in refused_without(model)]
+
+
 def refused_input(model: nn.Module, configs: list[Any], name: str, tokens: int) -> InputShape | None:
-    """An argument the forward refuses to run without (`refused_without`), else None (the
-    main input and arguments without a default are left to the hint where the config does
-    not tell them: their siblings, unnamed, would fail the forward)."""
+    """An argument of `needed`: a patch grid by value, else as documented; None for any other
+    (the main input and arguments without a default are left to the hint where the config
+    does not tell them: their siblings, unnamed, would fail the forward)."""
+    if name in grid_arguments(model):
+        return patch_grid(configs, name)
     return documented_input(model, configs, name, tokens) if name in refused_without(model) else None
+
+
+def grid_arguments(model: nn.Module) -> list[str]:
+    """A vision tower's arguments documented as its image's patch grid, ``(batch_size, 2)``
+    (MiniCPM-V's ``target_sizes``: "Patch grid sizes `(h, w)` for computing position
+    embeddings"): the position embeddings are looked up from them, None fails. Only where
+    the forward takes pixels and no text (a full model's grid goes with its text)."""
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return []
+    if "pixel_values" not in parameters or "input_ids" in parameters:
+        return []
+    doc = inspect.getdoc(model.forward) or ""
+    found = []
+    for name in parameters:
+        entry = re.search(rf"\n\s*{re.escape(name)}\s*\(`[^`]*` of shape `\(batch_size, 2\)`[^\n]*\n([^\n]*)", doc)
+        if entry is not None and "patch grid" in entry.group(1).lower():
+            found.append(name)
+    return found
+
+
+def patch_grid(configs: list[Any], name: str) -> InputShape | None:
+    """The grid ``[[rows, columns]]`` of the config's image (``image_size``) in its
+    ``patch_size`` patches, by value (the forward reads it); None where the config names
+    neither."""
+    size, patch = _config_int(configs, "image_size"), _config_int(configs, "patch_size")
+    if size is None or patch is None or size < patch:
+        return None
+    return InputShape(name, (1, 2), torch.long, values=((size // patch, size // patch),))
 
 
 def documented_input(model: nn.Module, configs: list[Any], name: str, tokens: int) -> InputShape | None:
