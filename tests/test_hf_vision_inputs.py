@@ -215,3 +215,10 @@ def test_a_vision_towers_patch_grid_by_value() -> None:
         InputShape("pixel_values", (1, 3, 32, 32)),
         InputShape("target_sizes", (1, 2), torch.long, values=((8, 8),)),
     ]
+
+
+def test_the_image_a_vq_encoder_turns_into_its_latent_grid() -> None:
+    config = SimpleNamespace(channel_multiplier=[1, 2, 4], num_patches=4, in_channels=3)
+    # 3 levels, halving at each but the last: 2**2 = 4 pixels a latent; 4 latents a side: 16 px
+    # (no image size named: 224 px would give a 56 x 56 grid, which the quantizer refuses)
+    assert default_inputs(_Pyramid(), config) == [InputShape(None, (1, 3, 16, 16))]

@@ -1,6 +1,7 @@
 """Default inputs of Hugging Face vision and multimodal models that the signature alone does
 not tell, read from what the model's own forward says about them:
 
+- the image a VQ-GAN encodes into the latent grid its config names (Janus);
 - an image big enough for the pyramid of scaled images the config describes (DepthPro);
 - the shape its own error message demands of the main input (``raise ValueError("Input must
   be a 5D tensor of shape (batch_size, 2, num_channels, height, width)")``: image pairs of
@@ -65,7 +66,7 @@ def _config_int(configs: list[Any], name: str) -> int | None:
 def image_as_read(model: nn.Module, configs: list[Any], made: InputShape) -> InputShape:
     """The usual image ``made``, resized for an image pyramid the config describes, then
     reshaped as the forward demands (both below); ``made`` itself where neither applies."""
-    made = pyramid_image(configs, made)
+    made = pyramid_image(configs, latent_grid_image(configs, made))
     return demanded_image(model, configs, made) or linear_patches(model, configs, made) or made
 
 
@@ -88,6 +89,19 @@ def linear_patches(model: nn.Module, configs: list[Any], made: InputShape) -> In
             patches = (made.shape[2] // patch) * (made.shape[3] // patch)
             return InputShape(made.name, (1, patches, layer.in_features), made.dtype)
     return None
+
+
+def latent_grid_image(configs: list[Any], made: InputShape) -> InputShape:
+    """The image a VQ-GAN encoder turns into the latent grid its config names: ``num_patches``
+    latents a side, the encoder halving the image at each of its ``channel_multiplier``
+    levels but the last (Janus's VQ-VAE: 32 x 2**4 = 512 px, its quantizer checks the
+    count); ``made`` as it is where no config names both."""
+    for config in configs:
+        levels, side = getattr(config, "channel_multiplier", None), getattr(config, "num_patches", None)
+        if isinstance(levels, (list, tuple)) and levels and isinstance(side, int) and side > 0:
+            pixels = side * 2 ** (len(levels) - 1)
+            return InputShape(made.name, (*made.shape[:-2], pixels, pixels), made.dtype)
+    return made
 
 
 def pyramid_image(configs: list[Any], made: InputShape) -> InputShape:
