@@ -222,3 +222,37 @@ def test_the_image_a_vq_encoder_turns_into_its_latent_grid() -> None:
     # 3 levels, halving at each but the last: 2**2 = 4 pixels a latent; 4 latents a side: 16 px
     # (no image size named: 224 px would give a 56 x 56 grid, which the quantizer refuses)
     assert default_inputs(_Pyramid(), config) == [InputShape(None, (1, 3, 16, 16))]
+
+
+class _MergeTower(nn.Module):
+    """VideoLLaMA3's vision tower: packed patches, their grid, and each image's downsampling
+    ratio, all required."""
+
+    main_input_name = "pixel_values"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch_embedding = nn.Conv2d(3, 8, 4, stride=4)
+
+    def forward(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor, merge_sizes: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            pixel_values (`torch.Tensor` of shape `(batch_size, num_channels, image_size, image_size)`):
+                the patches.
+            grid_thw (`torch.LongTensor` of shape `(num_images_or_videos, 3)`):
+                The temporal, height and width dimensions of feature shape for each image.
+            merge_sizes (`torch.Tensor` of shape `(num_images_or_videos,)`):
+                The spatial downsampling ratio of each image or video feature.
+        """
+        return self.patch_embedding(pixel_values)
+
+
+def test_each_images_downsampling_ratio_by_value() -> None:
+    config = SimpleNamespace(image_size=16, patch_size=4)
+    # a 16 px image in 4 px patches: 16 patches packed (Qwen2-VL-like, hf_inputs._packed) on a
+    # 1 x 4 x 4 grid; one ratio for the one image: no spatial_merge_size named, so 1 (no merging)
+    assert default_inputs(_MergeTower(), config) == [
+        InputShape("pixel_values", (16, 3, 4, 4)),
+        InputShape("grid_thw", (1, 3), torch.long, values=((1, 4, 4),)),
+        InputShape("merge_sizes", (1,), torch.long, values=(1,)),
+    ]

@@ -9,7 +9,8 @@ not tell, read from what the model's own forward says about them:
 - arguments that look optional in the signature but that the forward refuses to run without
   (``if bbox is None: raise ...``: Bros's boxes, LXMERT's visual features), shaped as the
   docstring documents them, each dimension from the config or the text's length;
-- a vision tower's patch grid, where its docstring says an argument is one (MiniCPM-V).
+- a vision tower's patch grid, where its docstring says an argument is one (MiniCPM-V), and
+  each image's downsampling ratio where it documents one (VideoLLaMA3).
 
 ``hf_inputs`` asks this module where its own rules give no shape or a wrong one."""
 
@@ -217,7 +218,19 @@ def refused_input(model: nn.Module, configs: list[Any], name: str, tokens: int) 
     does not tell them: their siblings, unnamed, would fail the forward)."""
     if name in grid_arguments(model):
         return patch_grid(configs, name)
+    if _documents_ratios(model, name):
+        return InputShape(name, (1,), torch.long, values=(_config_int(configs, "spatial_merge_size") or 1,))
     return documented_input(model, configs, name, tokens) if name in refused_without(model) else None
+
+
+def _documents_ratios(model: nn.Module, name: str) -> bool:
+    """Whether the docstring gives ``name`` one number per image, its spatial downsampling
+    ratio (VideoLLaMA3's ``merge_sizes``, `(num_images_or_videos,)`): the config's
+    ``spatial_merge_size`` for the one image made (packed with a grid of as many merged
+    patches), else 1, no merging, which any grid allows."""
+    doc = inspect.getdoc(model.forward) or ""
+    entry = re.search(rf"\n\s*{re.escape(name)}\s*\(`[^`]*` of shape `\(num_\w+,\)`[^\n]*\n([^\n]*)", doc)
+    return entry is not None and "downsampling ratio" in entry.group(1).lower()
 
 
 def grid_arguments(model: nn.Module) -> list[str]:
