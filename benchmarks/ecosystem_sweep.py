@@ -45,7 +45,7 @@ from torchtally.analysis import analyze  # noqa: E402
 from torchtally.cli.errors import CLIError  # noqa: E402
 from torchtally.cli.huggingface import model_types  # noqa: E402
 from torchtally.cli.inputs import analyze_arguments, resolve  # noqa: E402
-from torchtally.cli.fallback import analyse_built  # noqa: E402
+from torchtally.cli.fallback import SEED, analyse_with_fallback  # noqa: E402
 from torchtally.cli.models import BuiltModel, ModelOptions  # noqa: E402
 from torchtally.engine.inputs import InputPlan, model_float_dtype  # noqa: E402
 from torchtally.errors import ForwardError, InputError, TorchtallyError  # noqa: E402
@@ -151,14 +151,14 @@ def check_one(spec: str) -> tuple[str, str]:
     warnings.simplefilter("ignore")
     seen: dict[str, Any] = {}
 
-    def analyse(built: BuiltModel) -> ModelReport:
+    def analyse(built: BuiltModel, run: str | None) -> ModelReport:
         seen["model"] = built.module
         shapes = resolve(None, built.inputs, None, None, spec, built.hint)
         seen["arguments"] = arguments = analyze_arguments(shapes, built.module)
-        return analyze(built.module, **arguments)
+        return analyze(built.module, **arguments, run=run or "auto")
 
     try:
-        report = analyse_built(spec, ModelOptions(), analyse, lambda _: None, allowed=True)
+        report = analyse_with_fallback(spec, ModelOptions(), analyse, lambda _: None, allowed=True)
     except CLIError as error:
         if "model" in seen:  # built, but no usual input is known
             return "needs input", _cause(str(error))
@@ -189,8 +189,8 @@ def check_one(spec: str) -> tuple[str, str]:
 
 def _independent_real_macs(model: torch.nn.Module, arguments: dict[str, Any]) -> dict[str, int] | None:
     """As `_independent_macs`, on a real forward with the inputs torchtally's real run made
-    (its generator is seeded; the model's own random draws start from the same global state,
-    which the analysis restored)."""
+    (its generator is seeded) and the model's own random draws from the seed the command
+    line's real build runs with (cli/fallback.py)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     plan = InputPlan.from_arguments(
@@ -199,7 +199,8 @@ def _independent_real_macs(model: torch.nn.Module, arguments: dict[str, Any]) ->
     )  # fmt: skip
     args, kwargs = plan.materialize(torch.device("cpu"), None)
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), FlopCounterMode(display=False) as counter:
+            torch.manual_seed(SEED)  # where the fallback's run started its own draws
             model.eval()
             model(*args, **kwargs)
     except Exception:  # noqa: BLE001 - the reference only

@@ -27,7 +27,7 @@ from .modelcode import model_code
 from .errors import EXIT_ANALYSIS_FAILED, EXIT_BUDGET, EXIT_OK, EXIT_PIPE_CLOSED, EXIT_USAGE, CLIError, one_line
 from .arguments import parse
 from .inputs import InputShape, analyze_arguments, from_options, resolve
-from .fallback import analyse_built
+from .fallback import analyse_with_fallback
 from .models import BuiltModel, ModelOptions, parse_device
 from ..render.page import render_compare_page
 from .output import choose_format, table_text, write, write_report
@@ -78,6 +78,7 @@ def _classify(error: Exception) -> tuple[int, str]:
         return EXIT_ANALYSIS_FAILED, f"analysis failed: {one_line(error).removeprefix('ForwardError: ')}"
     if isinstance(error, TorchtallyError):
         text = one_line(error).removeprefix(f"{type(error).__name__}: ")
+        text = text.replace("; use run='auto' or 'real'", "; leave out --run fake")  # the API's words, in the CLI's
         if "meta device" in text:
             text += " (build it with real tensors: --device cpu)"
         return EXIT_ANALYSIS_FAILED, f"analysis failed: {text}"
@@ -98,6 +99,8 @@ def _model_options(options: argparse.Namespace) -> ModelOptions:
 
 
 def _analysis(options: argparse.Namespace) -> dict[str, Any]:
+    if options.run == "real" and options.device is None and options.generate is None:  # a meta build: nothing could run
+        raise CLIError("--run real runs the model on real tensors: build it with some too (--device cpu)")
     training = options.training or options.optimizer is not None
     settings: dict[str, Any] = {"run": options.run, "training": training}
     if options.mode is not None:
@@ -132,12 +135,17 @@ def _budgets(options: argparse.Namespace) -> list[Budget]:
 
 
 def _analyse(spec: str, options: argparse.Namespace, building: ModelOptions, given: list[InputShape] | None) -> ModelReport:
-    def analyse(built: BuiltModel) -> ModelReport:
-        shapes = resolve(given, built.inputs, options.dtype, options.batch_size, spec, built.hint)
-        return analyze(built.module, **analyze_arguments(shapes, built.module), **_analysis(options))
+    settings = _analysis(options)
 
-    with model_code(spec):  # a model whose forward reads computed values: built again for real (fallback.py)
-        return analyse_built(spec, building, analyse, _notice, allowed=options.device is None and options.run != "fake")
+    def analyse(built: BuiltModel, run: str | None) -> ModelReport:
+        shapes = resolve(given, built.inputs, options.dtype, options.batch_size, spec, built.hint)
+        return analyze(built.module, **analyze_arguments(shapes, built.module), **{**settings, "run": run or options.run})
+
+    # A library model whose forward reads computed values is built again for real (fallback.py).
+    allowed = options.device is None and options.run == "auto" and "parallel" not in settings
+    copies = 1 + int(settings["training"]) + 2 * int(options.optimizer is not None)  # weights, gradients, two states
+    with model_code(spec):
+        return analyse_with_fallback(spec, building, analyse, _notice, allowed, copies)
 
 
 def _notice(text: str) -> None:

@@ -24,7 +24,8 @@ MODEL is one of:
   model.pt                         a pickled whole model (only with --trust-pickle)
   model.pt2                        a saved torch.export program, its example inputs by default (--trust-pickle)
 Models are built on the meta device (no memory, no weights, nothing downloaded) unless
---device asks for real tensors.
+--device asks for real tensors; a library model whose forward reads values its own layers
+compute is built again on the CPU (seeded random weights) and run for real.
 
 exit codes: 0 ok, 1 the analysis failed, 2 bad invocation (unknown model, bad input,
 file problems), 3 a --max-* budget was exceeded (the report is still written)."""

@@ -1,20 +1,28 @@
-"""A real build for a model whose forward reads values its own layers compute.
+"""A real build for a library model whose forward reads values its own layers compute.
 
 The command line builds models on the meta device by default: no memory, no weights. A
 forward that reads values its layers compute (a mixture of experts routing tokens, a speech
 model predicting durations, a detector decoding keypoints, an encoder deciding on global
-attention from a mask) cannot run there: those values do not exist. Such a model, when the
-user chose no device, is built again on the CPU with random weights and analysed by a real
-run, provided its weights take at most a quarter of this machine's memory; a notice on
-stderr says so, since the counts that depend on values (which experts, how many frames)
-then follow these random weights. Larger models keep the one-line error that says to pass
-``--device cpu``."""
+attention from a mask) cannot run there: those values do not exist. Such a model is built
+again on the CPU with random weights and analysed by a real run when:
+
+- MODEL names a library model (torchvision, timm, Hugging Face): library code builds it
+  with random weights, so building it twice reads no checkpoint and runs no user code twice
+  (user code and saved models keep the error, which says to pass ``--device cpu``);
+- the user chose no ``--device``, ``--run`` is ``auto`` and no parallel layout is simulated;
+- its weights (with their gradients and optimizer state in a training analysis) fit in a
+  quarter of the memory this process may use.
+
+The build and the run are seeded (the global RNG restored afterwards), so the counts that
+depend on values (which experts, how many frames) are the same on every run; they follow
+these random weights, which the report's fallback reason and a note on stderr say."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TypeVar
 
 import torch
@@ -22,11 +30,15 @@ from torch import nn
 
 from ..errors import NeedsRealValues
 from ..render.units import binary_bytes
-from .models import BuiltModel, ModelOptions, build
+from ..report.model import ModelReport
+from .errors import CLIError, one_line
+from .models import BuiltModel, ModelOptions, build, names_library_model
 
-Result = TypeVar("Result")
-# Where the machine's memory cannot be read (not a POSIX system): what a real build may take.
+Report = TypeVar("Report", bound=ModelReport)
+SEED = 0  # of the real build's random weights and of the run's own random draws
+# Where the machine's memory cannot be read (not Linux): what a real build may take.
 _UNKNOWN_MEMORY_BUDGET = 4 * 2**30
+_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
 def weight_bytes(model: nn.Module) -> int:
@@ -40,39 +52,67 @@ def weight_bytes(model: nn.Module) -> int:
     return total
 
 
-def memory_budget() -> int:
-    """What a real build may take: a quarter of this machine's memory (the rest for the run)."""
+def _usable_memory() -> int | None:
+    """This process's memory: the machine's, or a container's (cgroup) limit when lower."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
-        return _UNKNOWN_MEMORY_BUDGET
+        return None
+    for path in _CGROUP_LIMITS:
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
 
 
-def analyse_built(
+def memory_budget() -> int:
+    """What a real build may take: a quarter of the usable memory (the rest for the run)."""
+    usable = _usable_memory()
+    return _UNKNOWN_MEMORY_BUDGET if usable is None else usable // 4
+
+
+def analyse_with_fallback(
     spec: str,
     options: ModelOptions,
-    analyse: Callable[[BuiltModel], Result],
+    analyse: Callable[[BuiltModel, str | None], Report],
     notice: Callable[[str], None],
     allowed: bool,
-) -> Result:
-    """``analyse(build(spec, options))``; where that needs real values and ``allowed`` (the
-    device was the default meta), once more on a real CPU build that fits `memory_budget`."""
+    training_copies: int = 1,
+) -> Report:
+    """``analyse(build(spec, options), None)``; where that needs real values and ``allowed``
+    (no device, run or layout chosen that rules a real run out), once more on a seeded real
+    CPU build: ``analyse(built, "real")``. ``training_copies``: the weights' bytes a run
+    holds per weight byte (4 with gradients and Adam's two states)."""
     built = build(spec, options)
     try:
-        return analyse(built)
+        return analyse(built, None)
     except NeedsRealValues as limit:
-        if not allowed or options.device.type != "meta":
+        if not allowed or options.device.type != "meta" or not names_library_model(spec, options):
             raise
-        size = weight_bytes(built.module)
-        if size > memory_budget():
+        needed = weight_bytes(built.module) * training_copies
+        budget = memory_budget()
+        if needed > budget:
             raise NeedsRealValues(
-                f"{limit}; a real build would take {binary_bytes(size)} of weights, more than a quarter of this "
-                "machine's memory"
+                f"{limit}; a real build would hold {binary_bytes(needed)} of weights"
+                f"{' and training state' if training_copies > 1 else ''}, more than the quarter of this "
+                f"machine's memory ({binary_bytes(budget)}) the command line builds one in by itself"
             ) from limit
+        reason = str(limit)
     del built  # the meta build: nothing of it is needed any more
-    notice(
-        f"{spec} reads values its own layers compute, which the meta device does not have: built again "
-        f"on the CPU with random weights ({binary_bytes(size)}) and run for real; the counts that depend on "
-        "values (routing, lengths) follow these weights. Pass --device to choose where it is built."
-    )
-    return analyse(build(spec, replace(options, device=torch.device("cpu"))))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        try:
+            real = build(spec, replace(options, device=torch.device("cpu")))
+        except CLIError as error:
+            raise NeedsRealValues(f"{reason}; building it on the CPU to run it for real failed: {one_line(error)}") from error
+        notice(
+            f"{spec} reads values its own layers compute, which the meta device does not have: built again on "
+            f"the CPU with random weights (seed {SEED}, {binary_bytes(weight_bytes(real.module))}) and run for real"
+        )
+        torch.manual_seed(SEED)  # the run's own random draws (noise, sampled patches) from a known state too
+        report = analyse(real, "real")
+    why = f"the command line built it again on the CPU with random weights (seed {SEED}): {reason}"
+    return replace(report, fallback_reason=why)

@@ -7,7 +7,8 @@ import argparse
 from ..estimate.apply import resolve as resolve_hardware
 from ..generation import analyze_generation
 from ..report.generation import GenerationReport
-from .errors import EXIT_OK, CLIError
+from ..errors import NeedsRealValues
+from .errors import EXIT_ANALYSIS_FAILED, EXIT_OK, CLIError
 from .modelcode import model_code
 from .models import ModelOptions, build
 from .output import choose_format, write
@@ -60,9 +61,16 @@ def run_generation(options: argparse.Namespace, building: ModelOptions, settings
     chip = None if options.hardware is None else resolve_hardware(options.hardware)  # a bad name fails first
     with model_code(options.model):
         built = build(options.model, building)
-        report = analyze_generation(
-            built.module, prompt, new, 1 if options.batch_size is None else options.batch_size, hardware=chip, cache=options.cache,
-            parallel=settings.get("parallel"),  # type: ignore[arg-type]
-        )
+        try:
+            report = analyze_generation(
+                built.module, prompt, new, 1 if options.batch_size is None else options.batch_size, hardware=chip,
+                cache=options.cache, parallel=settings.get("parallel"),  # type: ignore[arg-type]
+            )
+        except NeedsRealValues as limit:  # the engine's advice (run='auto') is the Python API's, and not for generation
+            reason = str(limit).removesuffix("; use run='auto' or 'real'")
+            raise CLIError(
+                f"--generate runs prefill and decode on fake tensors only, and {reason}; analyse one forward "
+                "without --generate instead", EXIT_ANALYSIS_FAILED,
+            ) from limit
     write(generation_text(report, fmt), options.output)
     return EXIT_OK

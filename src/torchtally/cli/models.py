@@ -133,6 +133,20 @@ def _build(spec: str, options: ModelOptions) -> tuple[nn.Module, list[InputShape
     return _build_bare(spec, options)
 
 
+def names_library_model(spec: str, options: ModelOptions) -> bool:
+    """Whether MODEL names a torchvision, timm or Hugging Face model (a prefixed or bare name,
+    a config.json) built with random weights: library code, no checkpoint read, no user code
+    run (cli/fallback.py may build it twice)."""
+    spec = spec.strip()
+    if options.weights is not None or options.args.get("pretrained"):
+        return False
+    if spec.partition(":")[0] in ("torchvision", "timm", "hf"):
+        return True
+    if looks_like_code(spec) or spec.lower().endswith((EXPORTED_SUFFIX, *PICKLE_SUFFIXES)):
+        return False
+    return _is_hf_config(spec) or (":" not in spec and "/" not in spec and not spec.endswith(".py"))
+
+
 def _is_hf_config(spec: str) -> bool:
     path = Path(spec)
     return spec.endswith(".json") or (path.is_dir() and (path / "config.json").is_file())
