@@ -256,3 +256,37 @@ def test_each_images_downsampling_ratio_by_value() -> None:
         InputShape("grid_thw", (1, 3), torch.long, values=((1, 4, 4),)),
         InputShape("merge_sizes", (1,), torch.long, values=(1,)),
     ]
+
+
+class _Slots(nn.Module):
+    """Kosmos-2: the image's features are written into the text where a mask says."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(100, 8)
+
+    def forward(
+        self, input_ids: torch.Tensor | None = None, image_embeds_position_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """
+        Args:
+            image_embeds_position_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
+                Mask to indicate the location in a sequence to insert the image features. Mask values selected in `[0,
+                1]`.
+        """
+        assert input_ids is not None and image_embeds_position_mask is not None
+        return self.embed(input_ids)
+
+
+def test_the_slots_of_the_images_features_in_the_text() -> None:
+    config = SimpleNamespace(vocab_size=100, max_position_embeddings=8, latent_query_num=3)
+    # 8 tokens; the image becomes 3 features (latent_query_num): ones after the first token
+    assert default_inputs(_Slots(), config) == [
+        InputShape("input_ids", (1, 8), torch.long, vocab=100),
+        InputShape("image_embeds_position_mask", (1, 8), torch.long, values=((0, 1, 1, 1, 0, 0, 0, 0),)),
+    ]
+    # 8 features cannot fit in 8 tokens with one before them (Kosmos-2.5's 2048 in 128): no mask
+    config = SimpleNamespace(vocab_size=100, max_position_embeddings=8, latent_query_num=8)
+    assert default_inputs(_Slots(), config) == [InputShape(None, (1, 8), torch.long, vocab=100)]

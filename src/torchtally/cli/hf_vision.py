@@ -206,10 +206,41 @@ def refused_without(model: nn.Module) -> list[str]:
     return found
 
 
-def needed(model: nn.Module) -> list[str]:
+def needed(model: nn.Module, config: Any, tokens: int) -> list[str]:
     """Arguments that look optional but that the forward needs: those it refuses to run
-    without (`refused_without`), and a vision tower's patch grid (`grid_arguments`)."""
-    return refused_without(model) + [name for name in grid_arguments(model) if name not in refused_without(model)]
+    without (`refused_without`), a vision tower's patch grid (`grid_arguments`), and where
+    the text of ``tokens`` has room for them, the slots of the image's features in it
+    (`slot_masks`)."""
+    found = refused_without(model)
+    found += [name for name in grid_arguments(model) if name not in found]
+    if image_slots(config, tokens) is not None:
+        found += [name for name in slot_masks(model) if name not in found]
+    return found
+
+
+# the number of features an image becomes in the text, as configs name it
+_IMAGE_FEATURES = ("latent_query_num", "num_query_tokens", "image_seq_length")
+
+
+def image_slots(config: Any, tokens: int) -> int | None:
+    """How many of the text's ``tokens`` the image's features take (Kosmos-2's
+    ``latent_query_num``: 64), where the config names it and the text has room for them and
+    a token before; else None."""
+    count = next((found for key in _IMAGE_FEATURES if (found := _config_int([config], key)) is not None), None)
+    return count if count is not None and count < tokens else None
+
+
+def slot_masks(model: nn.Module) -> list[str]:
+    """Arguments the docstring gives as the places in the text where the image's features
+    go, ``(batch_size, sequence_length)`` (Kosmos-2's ``image_embeds_position_mask``: "Mask
+    to indicate the location in a sequence to insert the image features"): the forward
+    writes the features there and fails without them."""
+    doc = inspect.getdoc(model.forward) or ""
+    found = []
+    for entry in re.finditer(r"\n\s*(\w+)\s*\(`[^`]*` of shape `\(batch_size, sequence_length\)`[^\n]*\n([^\n]*)", doc):
+        if "insert the image features" in entry.group(2):
+            found.append(entry.group(1))
+    return found
 
 
 def refused_input(model: nn.Module, configs: list[Any], name: str, tokens: int) -> InputShape | None:
@@ -218,6 +249,9 @@ def refused_input(model: nn.Module, configs: list[Any], name: str, tokens: int) 
     does not tell them: their siblings, unnamed, would fail the forward)."""
     if name in grid_arguments(model):
         return patch_grid(configs, name)
+    slots = image_slots(configs[0], tokens) if name in slot_masks(model) else None
+    if slots is not None:  # the features right after the first token, the rest text
+        return InputShape(name, (1, tokens), torch.long, values=((0, *(1,) * slots, *(0,) * (tokens - slots - 1)),))
     if _documents_ratios(model, name):
         return InputShape(name, (1,), torch.long, values=(_config_int(configs, "spatial_merge_size") or 1,))
     return documented_input(model, configs, name, tokens) if name in refused_without(model) else None
