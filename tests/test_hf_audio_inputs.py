@@ -355,3 +355,59 @@ def test_features_of_a_sub_config_read_as_channels() -> None:
     # ids (1, 128) below the text's 50; the features: 584 frames of the decoder config's 10
     # (the filterbank default), turned to (1, 10, 584) as the first Conv1d reads 10 channels
     assert found == [InputShape("input_ids", (1, 128), torch.long, vocab=50), InputShape("input_features", (1, 10, 584))]
+
+
+class _UnpackingEncoder(nn.Module):
+    """Qwen3-ASR's encoder: documents its features frames second, but unpacks their shape as
+    ``batch_size, num_mel_bins, padded_feature_length``, and takes a mask it sums."""
+
+    main_input_name = "input_features"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv2d1 = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+
+    def forward(self, input_features: torch.Tensor, input_features_mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        r"""
+        input_features (`torch.FloatTensor` of shape `(batch_size, sequence_length, feature_dim)`):
+            the features.
+        """
+        batch_size, num_mel_bins, padded_feature_length = input_features.shape
+        chunks = input_features.view(batch_size, 1, num_mel_bins, padded_feature_length)
+        return self.conv2d1(chunks) * input_features_mask.sum()
+
+
+def test_features_laid_out_as_the_forward_unpacks_them() -> None:
+    found = default_inputs(_UnpackingEncoder(), _Config(num_mel_bins=16))
+    # conformer-like by its config, (1, 3000, 16); the forward unpacks (batch_size,
+    # num_mel_bins = 16, padded_feature_length): (1, 16, 3000), and the mask over the 3000
+    # frames last, all valid
+    assert found == [
+        InputShape("input_features", (1, 16, 3000)),
+        InputShape("input_features_mask", (1, 3000), torch.long, values=((1,) * 3000,)),
+    ]
+
+
+class _MelTokens(nn.Module):
+    """Inkling's audio model: quantised mel frames as ids, one table offset per mel bin."""
+
+    main_input_name = "input_ids"  # what the class keeps; the forward takes audio_input_ids
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(4 * 16, 8)
+        self.register_buffer("offsets", torch.arange(4) * 16, persistent=False)
+
+    def forward(self, audio_input_ids: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        r"""
+        audio_input_ids (`torch.Tensor` of shape `(num_audios, max_num_frames, n_mel_bins)`):
+            Mel-spectrogram frames of the input audios.
+        """
+        return self.embed(audio_input_ids + self.offsets).sum(dim=-2)
+
+
+def test_mel_frames_given_as_ids() -> None:
+    config = _Config(n_mel_bins=4, mel_vocab_size=16, text_hidden_size=8)
+    # (1, MEL_FRAMES = 3000, the config's n_mel_bins 4), ids below mel_vocab_size 16 (the
+    # vocabulary that shares "mel" with the bins), positional as the forward's first argument
+    assert default_inputs(_MelTokens(), config) == [InputShape(None, (1, 3000, 4), torch.long, vocab=16)]

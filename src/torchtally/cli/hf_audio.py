@@ -8,8 +8,10 @@ docstring, the model's layers."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
+import textwrap
 from dataclasses import replace
 from typing import Any
 
@@ -62,7 +64,7 @@ def _features(configs: list[Any]) -> int | None:
 def _time_last(model: nn.Module, name: str) -> bool | None:
     """Whether the docstring puts the frames last (``(batch_size, mel_bins, time_steps)``) or
     second (``(batch_size, sequence_length, config.model_in_dim)``); None when it does not say."""
-    dims = hf_inputs._documented_dims(model, name) or _plain_documented_dims(model, name)
+    dims = _unpacked(model, name) or hf_inputs._documented_dims(model, name) or _plain_documented_dims(model, name)
     if not dims or len(dims) < 3:
         return None
     frames = re.compile(r"length|frames|time|steps")
@@ -71,6 +73,37 @@ def _time_last(model: nn.Module, name: str) -> bool | None:
     if frames.search(dims[1]):
         return False
     return None
+
+
+def _unpacked(model: nn.Module, name: str) -> list[str] | None:
+    """The names the forward unpacks ``name.shape`` into (``batch_size, num_mel_bins,
+    padded_feature_length = input_features.shape``): what the code reads, where a docstring
+    may say otherwise (Qwen3-ASR's documents frames second)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(type(model).forward)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Tuple)
+            and isinstance(node.value, ast.Attribute) and node.value.attr == "shape"
+            and isinstance(node.value.value, ast.Name) and node.value.value.id == name
+            and all(isinstance(target, ast.Name) for target in node.targets[0].elts)
+        ):  # fmt: skip
+            return [target.id for target in node.targets[0].elts if isinstance(target, ast.Name)]
+    return None
+
+
+def as_unpacked(model: nn.Module, config: Any, made: InputShape) -> InputShape:
+    """Frames of features turned mels-first where the forward unpacks the input's shape so,
+    its middle dimension a config field (``num_mel_bins``) that ``made`` has last."""
+    dims = _unpacked(model, made.name) if made.name is not None and len(made.shape) == 3 else None
+    if dims is None or len(dims) != 3 or _time_last(model, made.name or "") is not True:
+        return made
+    width = hf_inputs._first_int(_configs(config), dims[1])
+    if width is None or made.shape[2] != width or made.shape[1] == width:
+        return made
+    return replace(made, shape=(1, width, made.shape[1]))
 
 
 def _plain_documented_dims(model: nn.Module, name: str) -> list[str] | None:
@@ -127,17 +160,9 @@ def mask(model: nn.Module, config: Any, name: str) -> InputShape | None:
     valid. Given by value (ones) where it is a long or float mask, whose values the forward
     may sum to lengths; a boolean one (annotated ``BoolTensor``, whose sense the docs do not
     give) is left without values."""
-    main = hf_inputs._main(model)
-    if main not in AUDIO_INPUTS and "mel" not in main and "spectrogram" not in main:
+    frames = _main_frames(model, config)
+    if frames is None:
         return None
-    made = hf_inputs._make(model, config, main)
-    if made is None or len(made.shape) < 2:
-        return None
-    last = _time_last(model, main)
-    if last is None:  # undocumented: the frames are the dimension that is not the feature width
-        width = _features(_configs(config))
-        last = len(made.shape) == 3 and made.shape[1] == width and made.shape[2] != width
-    frames = made.shape[-1] if last else made.shape[1]
     annotation = str(hf_inputs._parameters(model)[name].annotation)
     if "Bool" in annotation:
         return InputShape(name, (1, frames), torch.bool)
@@ -196,6 +221,22 @@ def whole_tokens(config: Any, made: InputShape) -> InputShape:
     return replace(made, shape=(*made.shape[:-1], -(-made.shape[-1] // per_token) * per_token))
 
 
+def _main_frames(model: nn.Module, config: Any) -> int | None:
+    """How many frames the main audio input holds (the dimension the docs or the code name
+    for time, else the one that is not the feature width); None where it is not audio."""
+    main = hf_inputs._main(model)
+    if main not in AUDIO_INPUTS and "mel" not in main and "spectrogram" not in main:
+        return None
+    made = hf_inputs._make(model, config, main)
+    if made is None or len(made.shape) < 2:
+        return None
+    last = _time_last(model, main)
+    if last is None:  # undocumented: the frames are the dimension that is not the feature width
+        width = _features(_configs(config))
+        last = len(made.shape) == 3 and made.shape[1] == width and made.shape[2] != width
+    return made.shape[-1] if last else made.shape[1]
+
+
 def companions(model: nn.Module, main: str) -> list[str]:
     """The mask a feature extractor returns beside audio features (``input_features_mask``),
     where the forward takes it: given even where it defaults to None, as some forwards read
@@ -246,3 +287,19 @@ def _subsampled_width(model: nn.Module) -> int | None:
         elif any(True for _ in module.parameters(recurse=False)) and not convs and not isinstance(module, nn.Conv2d):
             return None
     return None
+
+
+def mel_tokens(model: nn.Module, config: Any, name: str) -> InputShape | None:
+    """Quantised mel frames given as ids (Inkling's ``audio_input_ids``, documented ``(num_audios,
+    max_num_frames, n_mel_bins)``): (1, frames, the config's bins), the ids below the config's
+    vocabulary named for the same thing (``mel_vocab_size`` for ``n_mel_bins``)."""
+    dims = hf_inputs._documented_dims(model, name)
+    if dims is None or len(dims) != 3:
+        return None
+    bins = hf_inputs._first_int([config], dims[-1])
+    words = set(dims[-1].split("_")) - {"n", "num", "size", "bins"}
+    vocabs = [key for key in vars(config) if key.endswith("vocab_size") and words & set(key.split("_"))]
+    vocab = hf_inputs._first_int([config], vocabs[0]) if len(vocabs) == 1 else None
+    if bins is None or vocab is None:
+        return None
+    return InputShape(name, (1, hf_inputs.MEL_FRAMES, bins), torch.long, vocab=vocab)

@@ -369,7 +369,7 @@ def _make(model: nn.Module, config: Any, name: str) -> InputShape | None:
     made = _from_config(model, config, name)
     if made is None or made.valued or name not in ("input_values", "input_features"):
         return made
-    return _documented(model, config, made) or made
+    return _documented(model, config, made) or hf_audio.as_unpacked(model, config, made)
 
 
 def _documented(model: nn.Module, config: Any, made: InputShape) -> InputShape | None:
@@ -413,7 +413,7 @@ def _from_config(model: nn.Module, config: Any, name: str) -> InputShape | None:
     if name == "input_ids":
         return InputShape(name, _tokens(config), torch.long, vocab=_vocab(_sub(config, "text_config")))
     if name.endswith("_input_ids") and name != "decoder_input_ids":
-        return _prefixed_tokens(config, name)
+        return _prefixed_tokens(config, name) or hf_audio.mel_tokens(model, config, name)
     if name in ("aspect_ratio_ids", "aspect_ratio_mask") or (name == "pixel_values" and _takes(model, "aspect_ratio_ids")):
         return _tiles(config, name)
     if name in ("pixel_values", "pixel_values_videos"):
