@@ -658,3 +658,47 @@ def test_output_dash_is_stdout(capsys: pytest.CaptureFixture[str], net_file: Pat
     code, out, _ = run_cli(capsys, f"{net_file}:Net", "--input-size", "3", "4", "-o", "-", "-f", "json")
     assert code == EXIT_OK and json.loads(out)["totals"]["params"] == net_report(width=8).total_params
     assert not (tmp_path / "-").exists()
+
+
+# A forward that reads an input's values: it repeats its linear layer as often as ``counts`` sums to.
+# For x of 2 x 4 and counts [[1, 2]], by hand: 3 calls of fc (4 -> 4) on 2 rows: 3 * 2*4*4 = 96 MACs.
+READS_VALUES_SOURCE = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    class Repeats(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x, counts):
+            for _ in range(int(counts.sum())):
+                x = self.fc(x)
+            return x
+    """
+)
+
+
+def test_an_input_given_by_its_values_as_hints_write_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "repeats.py"
+    path.write_text(READS_VALUES_SOURCE)
+    code, out, err = run_cli(
+        capsys, f"{path}:Repeats", "--input-size", "x=2x4", "--input-size", "counts=[[1,", "2]]", "--format", "json"
+    )
+    assert code == EXIT_OK, err
+    report = json.loads(out)
+    assert report["totals"]["macs"] == 96 and report["execution"] == "fake"
+    assert [i["shape"] for i in report["inputs"]] == [[2, 4], [1, 2]]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("counts=[[1,2],[3]]", "ragged"), ("counts=[[1.5]]", "not a whole number"), ("counts=[[1,", "not a list of whole numbers"),
+     ("2x=[[1]]", "not an argument name")],
+)
+def test_bad_values_are_one_line(text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "repeats.py"
+    path.write_text(READS_VALUES_SOURCE)
+    code, _, err = run_cli(capsys, f"{path}:Repeats", "--input-size", "x=2x4", "--input-size", text)
+    assert code == EXIT_USAGE and message in error_line(err)

@@ -64,7 +64,8 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inputs (default: the model's usual input, batch 1)")
     group.add_argument("--input-size", action="append", nargs="+", metavar="DIM",
                        help="one input's full shape, batch included: 1 3 224 224 or 1x3x224x224; "
-                            "NAME=1 128 for a keyword input; repeat for several inputs")
+                            "NAME=1 128 for a keyword input; NAME=[[1,32,32]] for int64 values the "
+                            "forward reads; repeat for several inputs")
     group.add_argument("--dtype", action="append", metavar="DTYPE",
                        help="input dtype (float16, bf16, long, ...): once for all inputs or once per input")
     group.add_argument("--batch-size", type=int, metavar="N", help="replace the first dimension of every input")

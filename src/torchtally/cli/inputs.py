@@ -13,7 +13,7 @@ from torch import nn
 
 from ..engine.inputs import model_device, model_float_dtype
 from .errors import CLIError
-from .values import parse_dtype, parse_shape
+from .values import parse_dtype, parse_shape, parse_values
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,25 @@ def from_options(sizes: Sequence[Sequence[str]] | None) -> list[InputShape] | No
     """``--input-size`` as given (None when it was not)."""
     if not sizes:
         return None
-    shapes = [InputShape(*parse_shape(tokens)) for tokens in sizes]
+    shapes = [_given(tokens) for tokens in sizes]
     named = [s.name for s in shapes if s.name is not None]
     if named and len(named) != len(shapes):
         raise CLIError("--input-size: name every input (input_ids=1 128) or none of them, not some")
     if len(set(named)) != len(named):
         raise CLIError(f"--input-size: the input {sorted(n for n in named if named.count(n) > 1)[0]!r} is given twice")
     return shapes
+
+
+def _given(tokens: Sequence[str]) -> InputShape:
+    """One ``--input-size``: a shape, or ``NAME=[[1,32,32]]``, an int64 input given by its
+    values (as the hints for a grid the forward reads write it)."""
+    name, sep, rest = tokens[0].partition("=") if tokens else ("", "", "")
+    if sep and rest.lstrip().startswith("["):
+        if not name.isidentifier():
+            raise CLIError(f"--input-size: {name!r} is not an argument name (NAME=[[1,32,32]] gives a forward argument's values)")
+        shape, values = parse_values(" ".join([rest, *tokens[1:]]))
+        return InputShape(name, shape, torch.int64, values=values)
+    return InputShape(*parse_shape(tokens))
 
 
 def resolve(

@@ -86,6 +86,30 @@ def parse_shape(tokens: Sequence[str], option: str = "--input-size") -> tuple[st
     return name, tuple(dims)
 
 
+def parse_values(text: str, option: str = "--input-size") -> tuple[tuple[int, ...], Any]:
+    """``[[1,32,32]]`` (an input given by its values: a grid the forward reads) -> its shape
+    and the nested values; whole numbers in a rectangular nest only."""
+    try:
+        values = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise CLIError(f"{option}: {text!r} is not a list of whole numbers, e.g. [[1,32,32]]") from None
+
+    def shape_of(value: Any) -> tuple[int, ...]:
+        if isinstance(value, bool) or not isinstance(value, (int, list, tuple)):
+            raise CLIError(f"{option}: {text!r} holds {value!r}, not a whole number")
+        if isinstance(value, int):
+            return ()
+        inner = {shape_of(item) for item in value}
+        if len(inner) > 1:
+            raise CLIError(f"{option}: {text!r} is ragged: every row needs as many numbers")
+        return (len(value), *(inner.pop() if inner else ()))
+
+    def frozen(value: Any) -> Any:
+        return tuple(frozen(item) for item in value) if isinstance(value, (list, tuple)) else value
+
+    return shape_of(values), frozen(values)
+
+
 def split_names(values: Iterable[str] | None) -> list[str] | None:
     """``--columns a,b --columns c`` -> ``["a", "b", "c"]``; None when the option was not given."""
     if values is None:
