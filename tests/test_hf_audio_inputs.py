@@ -411,3 +411,50 @@ def test_mel_frames_given_as_ids() -> None:
     # (1, MEL_FRAMES = 3000, the config's n_mel_bins 4), ids below mel_vocab_size 16 (the
     # vocabulary that shares "mel" with the bins), positional as the forward's first argument
     assert default_inputs(_MelTokens(), config) == [InputShape(None, (1, 3000, 4), torch.long, vocab=16)]
+
+
+class _ConvLayers(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 4, 10, stride=5)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.conv(hidden_states).transpose(1, 2)
+
+
+class _WaveAsGiven(nn.Module):
+    """OmniASR's audio tower: documents a (batch_size, sequence_length) waveform, but hands it
+    as it is to a 1-D convolution of one channel."""
+
+    main_input_name = "input_values"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.subsampling = _ConvLayers()
+
+    def forward(self, input_values: torch.Tensor | None, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        r"""
+        input_values (`torch.Tensor` of shape `(batch_size, sequence_length)`):
+            the waveform.
+        """
+        assert input_values is not None
+        hidden_states = self.subsampling(input_values)
+        if padding_mask is not None:
+            hidden_states = hidden_states * padding_mask[..., None]
+        return hidden_states
+
+
+class _WaveChannelAdded(_WaveAsGiven):
+    """wav2vec2's feature encoder: adds the channel itself (``input_values[:, None]``)."""
+
+    def forward(self, input_values: torch.Tensor | None, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        assert input_values is not None
+        return self.subsampling(input_values[:, None])
+
+
+def test_a_waveform_with_its_channel_where_no_forward_adds_it() -> None:
+    # a second at 16 kHz; nothing on the way to the one-channel Conv1d adds a dimension on a
+    # line naming the input (the padding mask's [..., None] names another): (1, 1, 16000)
+    assert default_inputs(_WaveAsGiven(), _Config()) == [InputShape(None, (1, 1, 16_000))]
+    # wav2vec2-like: the forward adds the channel, the waveform stays (1, 16000)
+    assert default_inputs(_WaveChannelAdded(), _Config()) == [InputShape(None, (1, 16_000))]

@@ -2,9 +2,11 @@
 input alone: what a sub-model or vocoder reads, told by the first layer that reads it (a
 spectrogram of a vocoder's mel channels, the features a conformer tower's ``hidden_states``
 are, a waveform or latents a codec's convolution takes), frames stacked as the config says,
-and the masks a forward cannot run without (every frame valid). Each rule covers a class
-of models and reads only what transformers says: config fields, the forward's signature and
-docstring, the model's layers."""
+the masks a forward cannot run without (every frame valid), mel frames given as ids, and
+layouts the forward's code shows where its docstring says otherwise (the names it unpacks
+a shape into; a waveform no forward adds the channel to). Each rule covers a class of
+models and reads only what transformers says: config fields, the forward's signature,
+docstring and code, the model's layers."""
 
 from __future__ import annotations
 
@@ -62,8 +64,9 @@ def _features(configs: list[Any]) -> int | None:
 
 
 def _time_last(model: nn.Module, name: str) -> bool | None:
-    """Whether the docstring puts the frames last (``(batch_size, mel_bins, time_steps)``) or
-    second (``(batch_size, sequence_length, config.model_in_dim)``); None when it does not say."""
+    """Whether the forward's unpacking of the input's shape, else its docstring, puts the
+    frames last (``(batch_size, mel_bins, time_steps)``) or second (``(batch_size,
+    sequence_length, config.model_in_dim)``); None when neither says."""
     dims = _unpacked(model, name) or hf_inputs._documented_dims(model, name) or _plain_documented_dims(model, name)
     if not dims or len(dims) < 3:
         return None
@@ -209,7 +212,42 @@ def waveform(model: nn.Module, config: Any, made: InputShape) -> InputShape:
         width = int(first.normalized_shape[-1] if isinstance(first, nn.LayerNorm) else first.in_features)
         if width > 1:  # one feature a step: samples after all (Muse Spark's unsqueezed waveform)
             return replace(made, shape=(1, hf_inputs.MEL_FRAMES, width))
+    if len(made.shape) == 2 and made.name is not None and _channels_as_given(model, made.name):
+        made = replace(made, shape=(1, 1, made.shape[-1]))
     return whole_tokens(config, made)
+
+
+# What a forward writes to add the channel dimension to a waveform (``input_values[:, None]``).
+_ADDS_DIMENSION = re.compile(r"None\s*\]|\[\s*None|\.unsqueeze\(|\.view\(|\.reshape\(")
+
+
+def _channels_as_given(model: nn.Module, name: str) -> bool:
+    """Whether a waveform reaches the model's first 1-D convolution, of one channel, as the
+    caller gives it: no forward on the way from the root to it (the modules whose names lead
+    there) writes anything that adds a dimension on a line naming its input (wav2vec2's
+    feature encoder: ``input_values[:, None]``); then the waveform must carry the channel
+    itself, (batch, 1, samples), whatever the docstring says (OmniASR's, PE Audio's DAC
+    encoder)."""
+    path = next((n for n, m in model.named_modules() if isinstance(m, nn.Conv1d)), None)
+    if path is None or model.get_submodule(path).in_channels != 1:
+        return False
+    parts = path.split(".")
+    for depth in range(len(parts)):
+        module = model.get_submodule(".".join(parts[:depth]))
+        if isinstance(module, (nn.ModuleList, nn.ModuleDict, nn.Sequential)):
+            continue
+        try:
+            source = inspect.getsource(type(module).forward)
+            arguments = list(inspect.signature(module.forward).parameters)
+        except (OSError, TypeError, ValueError):
+            return False
+        own = name if depth == 0 else (arguments[0] if arguments else None)
+        if own is None:
+            return False
+        named = re.compile(rf"\b{re.escape(own)}\b")
+        if any(named.search(line) and _ADDS_DIMENSION.search(line) for line in source.splitlines()):
+            return False
+    return True
 
 
 def whole_tokens(config: Any, made: InputShape) -> InputShape:
