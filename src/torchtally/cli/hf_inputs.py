@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from . import hf_audio
+from . import hf_vision
 from .inputs import InputShape
 
 TOKENS = 128  # the default token batch: 1 x 128
@@ -116,7 +117,8 @@ def _image(model: nn.Module, config: Any, name: str = "pixel_values") -> InputSh
         frames = 8  # a short clip where the config names no length
     if frames is not None:  # a video model: (batch, frames, channels, height, width)
         return InputShape(name, (1, frames, channels, height, width))
-    return InputShape(name, (1, channels, height, width))
+    image = InputShape(name, (1, channels, height, width))
+    return hf_vision.image_as_read(model, configs, image)  # SuperGlue: an image pair; DepthPro: 1536 px
 
 
 def _mels_first(model: nn.Module, mels: int) -> bool:
@@ -501,6 +503,7 @@ def default_inputs(model: nn.Module, config: Any) -> list[InputShape] | None:
         names.append("decoder_input_ids")
     # An input the forward cannot run without (a text-video model's ids beside its clip)
     names += [name for name in _required(model) + hf_audio.companions(model, main) if name not in names]
+    names += [name for name in hf_vision.needed(model, config, _tokens(config)[1]) if name not in names]  # Bros's bbox
     if "pixel_values" in names and _takes(model, "spatial_shapes"):  # NaViT-like: patches, their mask, their grid
         names += [name for name in ("pixel_attention_mask", "spatial_shapes") if _takes(model, name) and name not in names]
     inputs: list[InputShape] = []
@@ -510,7 +513,7 @@ def default_inputs(model: nn.Module, config: Any) -> list[InputShape] | None:
             vocab = _vocab(_sub(config, "decoder"))
             inputs.append(InputShape(name, (1, min(TOKENS, decoder or TOKENS)), torch.long, vocab=vocab))
             continue
-        made = _make(model, config, name)
+        made = _make(model, config, name) or hf_vision.refused_input(model, _sub(config, "vision_config"), name, _tokens(config)[1])
         if made is None:
             return None
         inputs.append(made)
