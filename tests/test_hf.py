@@ -83,3 +83,17 @@ def test_llama_grouped_query_attention_macs_from_config() -> None:
     per_layer = d * d + 2 * d * kv_heads * head_dim + d * d + 3 * d * inter + 2 * d
     expected = config.vocab_size * d + config.num_hidden_layers * per_layer + d + d * config.vocab_size
     assert report.total_params == expected
+
+
+def test_a_meta_build_moves_parameters_a_constructor_left_on_the_cpu() -> None:
+    from torchtally.cli.huggingface import _stray_parameters_to_meta
+
+    with torch.device("meta"):
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4))
+    stray = torch.nn.Parameter(torch.Tensor(4).uniform_())  # torch.Tensor(n) ignores the default device
+    model[0].extra = stray
+    model[1].extra = stray  # tied
+    _stray_parameters_to_meta(model)
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    assert model[0].extra is model[1].extra and model[0].extra.shape == (4,)
+    assert sum(p.numel() for p in model.parameters()) == 2 * (16 + 4) + 4  # the tied one once

@@ -177,4 +177,19 @@ def build_hf(
             except Exception as exc:  # noqa: BLE001
                 raise CLIError(f"building {cls.__name__} from the {target} config failed: {one_line(exc)}") from exc
     assert model is not None
+    if device.type == "meta":
+        _stray_parameters_to_meta(model)
     return model, default_inputs(model, config)
+
+
+def _stray_parameters_to_meta(model: nn.Module) -> None:
+    """A parameter made by a constructor that ignores the default device (``torch.Tensor(n)``:
+    XCodec2's masked_spec_embed) is left real, on the CPU, in a meta-device build, where it
+    meets meta tensors in the forward: it joins the others on the meta device."""
+    moved: dict[int, nn.Parameter] = {}  # one stand-in per parameter: a tied one stays tied
+    for module in model.modules():
+        for name, param in module._parameters.items():
+            if param is not None and param.device.type != "meta":
+                if id(param) not in moved:
+                    moved[id(param)] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+                module._parameters[name] = moved[id(param)]
