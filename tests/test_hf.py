@@ -3,10 +3,15 @@ once, and MACs equal to the formula derived from the config."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
+from torch import nn
 
 import torchtally as tt
+from torchtally.cli.hf_inputs import default_inputs
+from torchtally.cli.inputs import InputShape
 
 transformers = pytest.importorskip("transformers")
 
@@ -97,3 +102,79 @@ def test_a_meta_build_moves_parameters_a_constructor_left_on_the_cpu() -> None:
     assert {p.device.type for p in model.parameters()} == {"meta"}
     assert model[0].extra is model[1].extra and model[0].extra.shape == (4,)
     assert sum(p.numel() for p in model.parameters()) == 2 * (16 + 4) + 4  # the tied one once
+
+
+class _Forecaster(nn.Module):
+    """TimesFM: a univariate window, its padding indicator and a frequency index per series."""
+
+    main_input_name = "past_values"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(1, 4)
+
+    def forward(self, past_values: torch.Tensor, past_values_padding: torch.LongTensor, freq: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            past_values (`torch.Tensor` of shape `(batch_size, sequence_length)`):
+                the series.
+            past_values_padding (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+                the padding indicator.
+            freq (`torch.LongTensor` of shape `(batch_size,)`):
+                frequency indices.
+        """
+        return self.proj(past_values.unsqueeze(-1))
+
+
+def test_a_univariate_window_and_its_indices_as_zeros() -> None:
+    config = SimpleNamespace(context_length=32)  # no num_input_channels: one value a step
+    # past_values (1, context_length 32); padding (batch 1, the window's 32 steps) and freq
+    # (batch 1,) documented as LongTensors: zeros by value (no padding, the first frequency)
+    assert default_inputs(_Forecaster(), config) == [
+        InputShape("past_values", (1, 32)),
+        InputShape("past_values_padding", (1, 32), torch.long, values=((0,) * 32,)),
+        InputShape("freq", (1,), torch.long, values=(0,)),
+    ]
+
+
+class _Trajectories(nn.Module):
+    """Decision Transformer: no config field names the main input; the docstring documents
+    every input the forward needs, not as optional, though the signature defaults them to None."""
+
+    main_input_name = "states"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = nn.Linear(5, 4)
+
+    def forward(
+        self,
+        states: torch.Tensor | None = None,
+        actions: torch.Tensor | None = None,
+        timesteps: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """
+        Args:
+            states (`torch.Tensor` of shape `(batch_size, episode_length, state_dim)`):
+                states.
+            actions (`torch.Tensor` of shape `(batch_size, episode_length, act_dim)`):
+                actions.
+            timesteps (`torch.LongTensor` of shape `(batch_size, episode_length)`):
+                steps.
+            attention_mask (`torch.FloatTensor` of shape `(batch_size, episode_length)`, *optional*):
+                a mask.
+        """
+        return self.state(states)
+
+
+def test_the_inputs_a_docstring_documents_as_needed() -> None:
+    config = SimpleNamespace(state_dim=5, act_dim=3, max_ep_len=10)
+    # a batch of 1; every length the usual 128 tokens capped by the 10 positions the config
+    # has (max_ep_len): 10; state_dim 5, act_dim 3 from the config; timesteps zeros by value;
+    # the mask documented as optional is left out
+    assert default_inputs(_Trajectories(), config) == [
+        InputShape("states", (1, 10, 5)),
+        InputShape("actions", (1, 10, 3)),
+        InputShape("timesteps", (1, 10), torch.long, values=((0,) * 10,)),
+    ]

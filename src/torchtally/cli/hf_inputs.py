@@ -168,9 +168,12 @@ def _input_linear_width(model: nn.Module) -> int | None:
 
 
 def _series(config: Any) -> InputShape | None:
-    """A time-series window: (batch, context_length, num_input_channels)."""
+    """A time-series window: (batch, context_length, num_input_channels), or (batch,
+    context_length) where the config names no channels (a univariate forecaster: TimesFM)."""
     length, channels = _first_int([config], "context_length"), _first_int([config], "num_input_channels")
-    return None if length is None or channels is None else InputShape("past_values", (1, length, channels))
+    if length is None:
+        return None
+    return InputShape("past_values", (1, length) if channels is None else (1, length, channels))
 
 
 def _patches(config: Any) -> InputShape | None:
@@ -513,14 +516,80 @@ def default_inputs(model: nn.Module, config: Any) -> list[InputShape] | None:
             vocab = _vocab(_sub(config, "decoder"))
             inputs.append(InputShape(name, (1, min(TOKENS, decoder or TOKENS)), torch.long, vocab=vocab))
             continue
-        made = _make(model, config, name) or hf_vision.refused_input(model, _sub(config, "vision_config"), name, _tokens(config)[1])
+        made = (
+            _make(model, config, name)
+            or hf_vision.refused_input(model, _sub(config, "vision_config"), name, _tokens(config)[1])
+            or _zero_indices(model, name, inputs)
+        )
         if made is None:
-            return None
+            return _documented_call(model, config) if name == main else None
         inputs.append(made)
     first = next(iter(_parameters(model)), None)
     if len(inputs) == 1 and first in (None, inputs[0].name):  # positional, as the model's own examples call it
         return [replace(inputs[0], name=None)]
     return inputs
+
+
+def _zero_indices(model: nn.Module, name: str, made: list[InputShape]) -> InputShape | None:
+    """A required integer argument documented per sample or per position of the main input
+    (``freq (`torch.LongTensor` of shape `(batch_size,)`)``, a padding indicator of shape
+    ``(batch_size, sequence_length)``: TimesFM), given as zeros by value: the first index,
+    no padding. Not a mask (zeros would hide everything), and only beside a main input whose
+    shape says the sequence's length."""
+    if not made or "mask" in name or len(made[0].shape) < 2:
+        return None
+    found = re.search(rf"{re.escape(name)}\s*\(`torch\.(?:Long|Int)Tensor` of shape `\(([^)]*)\)`", inspect.getdoc(model.forward) or "")
+    if found is None:
+        return None
+    sizes = {"batch_size": made[0].shape[0], "sequence_length": made[0].shape[1]}
+    dims = [dim.strip() for dim in found.group(1).split(",") if dim.strip()]
+    if not dims or any(dim not in sizes for dim in dims):
+        return None
+    shape = tuple(sizes[dim] for dim in dims)
+    zeros: Any = 0
+    for size in reversed(shape):
+        zeros = (zeros,) * size
+    return InputShape(name, shape, torch.long, values=zeros)
+
+
+# `states (`torch.Tensor` of shape `(batch_size, episode_length, state_dim)`):` and whether
+# the entry says `*optional*`
+_DOC_ARGUMENT = re.compile(r"^\s*(\w+) \(`torch\.(\w+)` of shape `\(([^)]*)\)`(, \*optional\*)?\)", re.MULTILINE)
+
+
+def _documented_call(model: nn.Module, config: Any) -> list[InputShape] | None:
+    """Where no config tells the main input: the inputs the forward's docstring documents
+    as not optional, each shaped as documented (Decision Transformer's states, actions,
+    returns and timesteps): a batch of 1, numbers as they are, a dimension named by the config
+    as it says, every length the same (the usual tokens, within the config's positions);
+    integer inputs as zeros by value (the first index). None unless every dimension is told."""
+    configs = _sub(config, "text_config", "vision_config", "audio_config")
+    positions = _first_int(configs, "max_position_embeddings", "max_ep_len")
+    length = min(TOKENS, positions) if positions else TOKENS
+    taken = _parameters(model)
+    inputs = []
+    for found in _DOC_ARGUMENT.finditer(inspect.getdoc(model.forward) or ""):
+        name, kind, dims, optional = found.groups()
+        if optional or name not in taken:
+            continue
+        shape = []
+        for dim in (d.strip() for d in dims.split(",") if d.strip()):
+            size = 1 if dim == "batch_size" else int(dim) if dim.isdigit() else _first_int(configs, dim)
+            if size is None and dim.endswith(("length", "_len")):
+                size = length
+            if size is None:
+                return None
+            shape.append(size)
+        if kind in ("LongTensor", "IntTensor"):
+            zeros: Any = 0
+            for size in reversed(shape):
+                zeros = (zeros,) * size
+            inputs.append(InputShape(name, tuple(shape), torch.long, values=zeros))
+        elif kind in ("Tensor", "FloatTensor"):
+            inputs.append(InputShape(name, tuple(shape)))
+        else:
+            return None
+    return inputs if any(i.name == _main(model) for i in inputs) else None
 
 
 # What a main input looks like when the config does not say: shapes of its modality.
