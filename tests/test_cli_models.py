@@ -90,10 +90,12 @@ def test_a_sub_config_type_without_an_auto_class_finds_its_model_class() -> None
 
 
 def test_a_model_whose_input_cannot_be_guessed_is_told_what_to_pass(capsys: pytest.CaptureFixture[str]) -> None:
-    # a decision transformer's main input is `states`: the one-line error names it
-    assert main(["hf:decision_transformer"]) != EXIT_OK
+    # Perceiver's generic model takes `inputs` of any modality, which neither its config nor its
+    # docstring shapes: the one-line error names it (a decision transformer was the example
+    # until its docstring's shapes were read)
+    assert main(["hf:perceiver"]) != EXIT_OK
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--input-size states=" in err and "'states'" in err
+    assert err.count("\n") == 1 and "--input-size inputs=" in err and "'inputs'" in err
 
 
 # -- inputs derived from the config where the main input alone does not run ------------------
