@@ -536,25 +536,38 @@ def _zero_indices(model: nn.Module, name: str, made: list[InputShape]) -> InputS
     ``(batch_size, sequence_length)``: TimesFM), given as zeros by value: the first index,
     no padding. Not a mask (zeros would hide everything), and only beside a main input whose
     shape says the sequence's length."""
-    if not made or "mask" in name or len(made[0].shape) < 2:
-        return None
-    found = re.search(rf"{re.escape(name)}\s*\(`torch\.(?:Long|Int)Tensor` of shape `\(([^)]*)\)`", inspect.getdoc(model.forward) or "")
-    if found is None:
+    documented = _documented_arguments(model).get(name)
+    if not made or "mask" in name or len(made[0].shape) < 2 or documented is None or documented[0] not in _INTEGER_KINDS:
         return None
     sizes = {"batch_size": made[0].shape[0], "sequence_length": made[0].shape[1]}
-    dims = [dim.strip() for dim in found.group(1).split(",") if dim.strip()]
+    dims = documented[1]
     if not dims or any(dim not in sizes for dim in dims):
         return None
     shape = tuple(sizes[dim] for dim in dims)
+    return InputShape(name, shape, torch.long, values=_zeros(shape))
+
+
+def _zeros(shape: tuple[int, ...]) -> Any:
+    """Nested tuples of zeros of this shape: an integer input's values (the first index)."""
     zeros: Any = 0
     for size in reversed(shape):
         zeros = (zeros,) * size
-    return InputShape(name, shape, torch.long, values=zeros)
+    return zeros
 
 
 # `states (`torch.Tensor` of shape `(batch_size, episode_length, state_dim)`):` and whether
 # the entry says `*optional*`
 _DOC_ARGUMENT = re.compile(r"^\s*(\w+) \(`torch\.(\w+)` of shape `\(([^)]*)\)`(, \*optional\*)?\)", re.MULTILINE)
+_INTEGER_KINDS = ("LongTensor", "IntTensor")
+
+
+def _documented_arguments(model: nn.Module) -> dict[str, tuple[str, list[str], bool]]:
+    """Each argument the forward's docstring gives a shape: its tensor kind (``LongTensor``),
+    dimensions and whether it is documented as optional."""
+    return {
+        name: (kind, [dim.strip() for dim in dims.split(",") if dim.strip()], bool(optional))
+        for name, kind, dims, optional in _DOC_ARGUMENT.findall(inspect.getdoc(model.forward) or "")
+    }
 
 
 def _documented_call(model: nn.Module, config: Any) -> list[InputShape] | None:
@@ -568,23 +581,19 @@ def _documented_call(model: nn.Module, config: Any) -> list[InputShape] | None:
     length = min(TOKENS, positions) if positions else TOKENS
     taken = _parameters(model)
     inputs = []
-    for found in _DOC_ARGUMENT.finditer(inspect.getdoc(model.forward) or ""):
-        name, kind, dims, optional = found.groups()
+    for name, (kind, dims, optional) in _documented_arguments(model).items():
         if optional or name not in taken:
             continue
         shape = []
-        for dim in (d.strip() for d in dims.split(",") if d.strip()):
+        for dim in dims:
             size = 1 if dim == "batch_size" else int(dim) if dim.isdigit() else _first_int(configs, dim)
             if size is None and dim.endswith(("length", "_len")):
                 size = length
             if size is None:
                 return None
             shape.append(size)
-        if kind in ("LongTensor", "IntTensor"):
-            zeros: Any = 0
-            for size in reversed(shape):
-                zeros = (zeros,) * size
-            inputs.append(InputShape(name, tuple(shape), torch.long, values=zeros))
+        if kind in _INTEGER_KINDS:
+            inputs.append(InputShape(name, tuple(shape), torch.long, values=_zeros(tuple(shape))))
         elif kind in ("Tensor", "FloatTensor"):
             inputs.append(InputShape(name, tuple(shape)))
         else:
