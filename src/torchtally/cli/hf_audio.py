@@ -10,17 +10,15 @@ docstring and code, the model's layers."""
 
 from __future__ import annotations
 
-import ast
 import inspect
 import re
-import textwrap
 from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from . import hf_inputs
+from . import hf_inputs, hf_vision
 from .inputs import InputShape
 
 
@@ -82,19 +80,9 @@ def _unpacked(model: nn.Module, name: str) -> list[str] | None:
     """The names the forward unpacks ``name.shape`` into (``batch_size, num_mel_bins,
     padded_feature_length = input_features.shape``): what the code reads, where a docstring
     may say otherwise (Qwen3-ASR's documents frames second)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(type(model).forward)))
-    except (OSError, TypeError, SyntaxError):
-        return None
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Tuple)
-            and isinstance(node.value, ast.Attribute) and node.value.attr == "shape"
-            and isinstance(node.value.value, ast.Name) and node.value.value.id == name
-            and all(isinstance(target, ast.Name) for target in node.targets[0].elts)
-        ):  # fmt: skip
-            return [target.id for target in node.targets[0].elts if isinstance(target, ast.Name)]
-    return None
+    tree = hf_vision.forward_tree(model)
+    unpacked = hf_vision.unpacked_shapes(tree, name) if tree is not None else []
+    return next((dims for dims in unpacked if "?" not in dims), None)  # every dimension named
 
 
 def as_unpacked(model: nn.Module, config: Any, made: InputShape) -> InputShape:

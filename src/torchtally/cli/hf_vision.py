@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import hf_inputs
 from .inputs import InputShape
 
 # `of shape (batch_size, 2, num_channels, height, width)` in a message the forward raises
@@ -35,7 +36,7 @@ _DEMANDED = re.compile(r"of shape \(([^()]*)\)")
 _DOC_SHAPE = r"{name}\s*\([`']+([^`']*)[`']+ of shape [`']+\(([^)]*)\)[`']"
 
 
-def _forward_tree(model: nn.Module) -> ast.AST | None:
+def forward_tree(model: nn.Module) -> ast.AST | None:
     """The syntax tree of the model class's own forward; None where its source is not at hand."""
     try:
         source = inspect.getsource(type(model).forward)
@@ -56,14 +57,6 @@ def _raised_texts(tree: ast.AST) -> list[str]:
     return texts
 
 
-def _config_int(configs: list[Any], name: str) -> int | None:
-    for config in configs:
-        value = getattr(config, name, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
-
-
 def image_as_read(model: nn.Module, configs: list[Any], made: InputShape) -> InputShape:
     """The usual image ``made``, resized for an image pyramid the config describes, then
     reshaped as the forward demands (both below); ``made`` itself where neither applies."""
@@ -76,8 +69,8 @@ def linear_patches(model: nn.Module, configs: list[Any], made: InputShape) -> In
     linear layer of its own (``self.patch_embedding(pixel_values)``, Molmo2's vision tower):
     ``(batch, patches, channels x patch x patch)``, the image ``made`` cut into the config's
     ``patch_size``; None where the forward does not, or the layer's width is no such patch."""
-    tree = _forward_tree(model)
-    patch = _config_int(configs, "patch_size")
+    tree = forward_tree(model)
+    patch = hf_inputs._first_int(configs, "patch_size")
     if tree is None or patch is None or len(made.shape) != 4 or made.name not in (None, "pixel_values"):
         return None
     for node in ast.walk(tree):
@@ -111,7 +104,7 @@ def pyramid_image(configs: list[Any], made: InputShape) -> InputShape:
     from each level (DepthPro: 384 px patches from a quarter of the image) needs a side of
     ``patch_size / min(ratios)`` (1536 px) at least; ``made`` as it is where it is that big."""
     ratios = next((getattr(c, "scaled_images_ratios", None) for c in configs if getattr(c, "scaled_images_ratios", None)), None)
-    patch = _config_int(configs, "patch_size")
+    patch = hf_inputs._first_int(configs, "patch_size")
     if not isinstance(ratios, (list, tuple)) or patch is None or len(made.shape) < 2:
         return made
     if not all(isinstance(r, (int, float)) and 0 < r <= 1 for r in ratios):
@@ -138,11 +131,11 @@ def demanded_image(model: nn.Module, configs: list[Any], made: InputShape) -> In
     the config's ``num_frames`` (8 where it names none, as for any clip), channels as
     ``made`` has them, a name the config gives, height and width as ``made`` has them; None
     when the forward says no such shape or a dimension cannot be told."""
-    tree = _forward_tree(model)
+    tree = forward_tree(model)
     if tree is None or len(made.shape) != 4 or made.name not in (None, "pixel_values"):
         return None
     shapes = [[dim.strip() for dim in found.group(1).split(",")] for found in map(_DEMANDED.search, _raised_texts(tree)) if found]
-    for dims in shapes + _unpacked_shapes(tree, "pixel_values"):
+    for dims in shapes + unpacked_shapes(tree, "pixel_values"):
         if len(dims) <= len(made.shape) or dims[-2:] != ["height", "width"]:
             continue
         shape = [_dimension(dim, configs, made) for dim in dims[:-2]]
@@ -151,7 +144,7 @@ def demanded_image(model: nn.Module, configs: list[Any], made: InputShape) -> In
     return None
 
 
-def _unpacked_shapes(tree: ast.AST, name: str) -> list[list[str]]:
+def unpacked_shapes(tree: ast.AST, name: str) -> list[list[str]]:
     """The names the forward unpacks ``name.shape`` into (``b, f, c, h, w = name.shape``)."""
     found = []
     for node in ast.walk(tree):
@@ -175,17 +168,17 @@ def _dimension(dim: str, configs: list[Any], made: InputShape) -> int | None:
     if dim.isdigit():
         return int(dim)
     if dim in ("channel", "channels", "num_channels"):
-        return _config_int(configs, "num_channels") or made.shape[1]
+        return hf_inputs._first_int(configs, "num_channels") or made.shape[1]
     if dim in ("frames", "num_frames"):
-        return _config_int(configs, "num_frames") or 8  # a short clip where the config names no length
-    return _config_int(configs, dim)
+        return hf_inputs._first_int(configs, "num_frames") or 8  # a short clip where the config names no length
+    return hf_inputs._first_int(configs, dim)
 
 
 def refused_without(model: nn.Module) -> list[str]:
     """The forward's arguments it refuses to run without although their default is None: a
     check ``if name is None: raise ...`` in the forward itself (Bros's ``bbox``, LXMERT's
     ``visual_feats`` and ``visual_pos``)."""
-    tree = _forward_tree(model)
+    tree = forward_tree(model)
     if tree is None:
         return []
     try:
@@ -226,7 +219,7 @@ def image_slots(config: Any, tokens: int) -> int | None:
     """How many of the text's ``tokens`` the image's features take (Kosmos-2's
     ``latent_query_num``: 64), where the config names it and the text has room for them and
     a token before; else None."""
-    count = next((found for key in _IMAGE_FEATURES if (found := _config_int([config], key)) is not None), None)
+    count = next((found for key in _IMAGE_FEATURES if (found := hf_inputs._first_int([config], key)) is not None), None)
     return count if count is not None and count < tokens else None
 
 
@@ -253,7 +246,7 @@ def refused_input(model: nn.Module, configs: list[Any], name: str, tokens: int) 
     if slots is not None:  # the features right after the first token, the rest text
         return InputShape(name, (1, tokens), torch.long, values=((0, *(1,) * slots, *(0,) * (tokens - slots - 1)),))
     if _documents_ratios(model, name):
-        return InputShape(name, (1,), torch.long, values=(_config_int(configs, "spatial_merge_size") or 1,))
+        return InputShape(name, (1,), torch.long, values=(hf_inputs._first_int(configs, "spatial_merge_size") or 1,))
     return documented_input(model, configs, name, tokens) if name in refused_without(model) else None
 
 
@@ -291,7 +284,7 @@ def patch_grid(configs: list[Any], name: str) -> InputShape | None:
     """The grid ``[[rows, columns]]`` of the config's image (``image_size``) in its
     ``patch_size`` patches, by value (the forward reads it); None where the config names
     neither."""
-    size, patch = _config_int(configs, "image_size"), _config_int(configs, "patch_size")
+    size, patch = hf_inputs._first_int(configs, "image_size"), hf_inputs._first_int(configs, "patch_size")
     if size is None or patch is None or size < patch:
         return None
     return InputShape(name, (1, 2), torch.long, values=((size // patch, size // patch),))
@@ -316,5 +309,5 @@ def documented_input(model: nn.Module, configs: list[Any], name: str, tokens: in
         elif dim.isdigit():
             shape.append(int(dim))
         else:
-            shape.append(_config_int(configs, dim) or tokens)
+            shape.append(hf_inputs._first_int(configs, dim) or tokens)
     return InputShape(name, tuple(shape))
